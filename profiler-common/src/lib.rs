@@ -1,0 +1,278 @@
+//! Types shared by the kernel programs (`profiler-ebpf`) and userspace
+//! (`profiler`): map keys and values, ring-buffer records, and the tracepoint
+//! field offsets the kernel side reads.
+//!
+//! Layout rules (as in aya's own integration tests): every type is
+//! `#[repr(C)]`, `Copy`, sized to a multiple of 8 with explicit padding
+//! fields, and uses no `bool`/`Option`/enums, so that both sides agree on
+//! every byte and userspace can decode ring-buffer records with
+//! `read_unaligned` after checking their length.
+#![no_std]
+
+/// Length of a task's `comm` in the kernel (including the NUL).
+pub const TASK_COMM_LEN: usize = 16;
+
+/// Bytes of an exec'd file name kept in an [`ExecEvent`].
+pub const EXEC_FILENAME_LEN: usize = 256;
+
+/// Largest syscall number we trust as one (x86_64 has ~460 today).
+pub const MAX_SYSCALL_NR: u64 = 1024;
+
+/// Offsets of tracepoint fields, as `/sys/kernel/tracing/events/*/*/format`
+/// gives them on the 6.x kernels we target. Userspace checks each one
+/// against the running kernel's format files before loading the programs
+/// and refuses to run with a clear message when one differs, so a changed
+/// layout can never be read silently wrong.
+pub mod tp {
+    pub const SCHED_SWITCH_PREV_PID: usize = 24;
+    pub const SCHED_SWITCH_PREV_STATE: usize = 32;
+    pub const SCHED_SWITCH_NEXT_PID: usize = 56;
+    pub const SCHED_WAKEUP_PID: usize = 24;
+    pub const SCHED_PROCESS_EXIT_PID: usize = 24;
+    pub const SCHED_PROCESS_EXEC_FILENAME: usize = 8;
+    pub const SCHED_PROCESS_EXEC_PID: usize = 12;
+    pub const SCHED_PROCESS_EXEC_OLD_PID: usize = 16;
+    pub const TASK_NEWTASK_PID: usize = 8;
+    pub const TASK_NEWTASK_COMM: usize = 12;
+    pub const TASK_NEWTASK_CLONE_FLAGS: usize = 32;
+    pub const TASK_RENAME_PID: usize = 8;
+    pub const TASK_RENAME_NEWCOMM: usize = 28;
+
+    /// (event, field, offset, size) for the userspace check.
+    pub const CHECKED_FIELDS: &[(&str, &str, usize, usize)] = &[
+        ("sched/sched_switch", "prev_pid", SCHED_SWITCH_PREV_PID, 4),
+        (
+            "sched/sched_switch",
+            "prev_state",
+            SCHED_SWITCH_PREV_STATE,
+            8,
+        ),
+        ("sched/sched_switch", "next_pid", SCHED_SWITCH_NEXT_PID, 4),
+        ("sched/sched_wakeup", "pid", SCHED_WAKEUP_PID, 4),
+        ("sched/sched_wakeup_new", "pid", SCHED_WAKEUP_PID, 4),
+        ("sched/sched_process_exit", "pid", SCHED_PROCESS_EXIT_PID, 4),
+        (
+            "sched/sched_process_exec",
+            "filename",
+            SCHED_PROCESS_EXEC_FILENAME,
+            4,
+        ),
+        ("sched/sched_process_exec", "pid", SCHED_PROCESS_EXEC_PID, 4),
+        (
+            "sched/sched_process_exec",
+            "old_pid",
+            SCHED_PROCESS_EXEC_OLD_PID,
+            4,
+        ),
+        ("task/task_newtask", "pid", TASK_NEWTASK_PID, 4),
+        ("task/task_newtask", "comm", TASK_NEWTASK_COMM, 16),
+        (
+            "task/task_newtask",
+            "clone_flags",
+            TASK_NEWTASK_CLONE_FLAGS,
+            8,
+        ),
+        ("task/task_rename", "pid", TASK_RENAME_PID, 4),
+        ("task/task_rename", "newcomm", TASK_RENAME_NEWCOMM, 16),
+    ];
+}
+
+/// `prev_state` values as the `sched_switch` tracepoint reports them
+/// (`__trace_sched_switch_state`: one bit per state, `TASK_REPORT_MAX` when
+/// the task was preempted).
+pub mod state {
+    pub const RUNNING: u64 = 0;
+    pub const INTERRUPTIBLE: u64 = 0x1;
+    pub const UNINTERRUPTIBLE: u64 = 0x2;
+    pub const STOPPED: u64 = 0x4;
+    pub const TRACED: u64 = 0x8;
+    pub const EXIT_DEAD: u64 = 0x10;
+    pub const EXIT_ZOMBIE: u64 = 0x20;
+    pub const PARKED: u64 = 0x40;
+    pub const IDLE: u64 = 0x80;
+    /// Reported for a preempted task (`TASK_REPORT_MAX`).
+    pub const PREEMPTED: u64 = 0x100;
+}
+
+/// Why a thread is off CPU, as stored in [`ThreadRec::off_reason`].
+pub mod reason {
+    /// Preempted or yielded: runnable, waiting for a CPU.
+    pub const RUNNABLE: u32 = 0;
+    /// Interruptible sleep (`S`).
+    pub const SLEEPING: u32 = 1;
+    /// Uninterruptible sleep (`D`, also `I`).
+    pub const BLOCKED: u32 = 2;
+    /// Stopped or traced (`T`, `t`).
+    pub const STOPPED: u32 = 3;
+}
+
+/// [`ThreadRec::flags`] bits.
+pub mod thread_flags {
+    /// The thread is on a CPU since `last_ts`.
+    pub const ON_CPU: u32 = 1 << 0;
+    /// The thread is off CPU since `last_ts` (for `off_reason`).
+    pub const OFF_CPU: u32 = 1 << 1;
+    /// The thread died; its final record could not be streamed, so it stays
+    /// in the map for userspace to collect.
+    pub const DEAD: u32 = 1 << 2;
+    /// The thread was seeded by userspace at attach (existed before).
+    pub const SEEDED: u32 = 1 << 3;
+}
+
+/// Per-thread accounting state and counters, the value of the `THREADS` map
+/// (key: tid). The map doubles as the in-kernel filter: a thread is traced
+/// iff it has an entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadRec {
+    /// Thread-group id (process id) of the thread.
+    pub tgid: u32,
+    /// [`thread_flags`] bits.
+    pub flags: u32,
+    /// Switch-in time when on CPU; switch-out time when off CPU (ns,
+    /// `CLOCK_MONOTONIC`).
+    pub last_ts: u64,
+    /// First wakeup after the last switch-out, 0 if none yet.
+    pub wake_ts: u64,
+    /// [`reason`] of the current off-CPU period.
+    pub off_reason: u32,
+    /// Syscall the thread went off CPU in, -1 if not in one.
+    pub off_syscall: i32,
+    pub on_cpu_ns: u64,
+    pub runnable_ns: u64,
+    pub sleeping_ns: u64,
+    pub blocked_ns: u64,
+    pub stopped_ns: u64,
+    /// Context switches counted as `/proc/<pid>/status` counts them.
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// Key of the per-thread blocking-syscall map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SyscallKey {
+    pub tid: u32,
+    pub nr: u32,
+}
+
+/// Time a thread spent off CPU inside one syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallStat {
+    /// Off-CPU episodes inside the syscall.
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Settings userspace writes before enabling the programs (index 0 of the
+/// `CONFIG` array).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// Follow child processes (fork without `CLONE_THREAD`) of traced ones.
+    pub follow_children: u32,
+    pub _pad: u32,
+}
+
+/// Indices of the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Ring-buffer records that could not be reserved (buffer full).
+    pub const LOST_RINGBUF: u32 = 0;
+    /// New threads that could not be tracked (`THREADS` map full).
+    pub const LOST_THREADS_FULL: u32 = 1;
+    /// Syscall statistics that could not be stored (map full).
+    pub const LOST_SYSCALLS_FULL: u32 = 2;
+    /// Context switches of traced threads processed.
+    pub const SWITCHES: u32 = 3;
+    /// Wakeups of traced threads processed.
+    pub const WAKEUPS: u32 = 4;
+    /// Ring-buffer records written.
+    pub const RECORDS: u32 = 5;
+    pub const COUNT: u32 = 8;
+}
+
+/// Kind of a ring-buffer record ([`EventHeader::kind`]).
+pub mod event_kind {
+    pub const TASK_NEW: u32 = 1;
+    pub const TASK_EXIT: u32 = 2;
+    pub const TASK_RENAME: u32 = 3;
+    pub const EXEC: u32 = 4;
+    pub const THREAD_FINAL: u32 = 5;
+}
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventHeader {
+    pub kind: u32,
+    /// Thread the record is about.
+    pub tid: u32,
+    pub tgid: u32,
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()` when it happened.
+    pub ts: u64,
+}
+
+/// A traced thread created a thread (or, when following children, a
+/// process).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskNewEvent {
+    /// `tid`/`tgid` are the new task's.
+    pub hdr: EventHeader,
+    pub parent_tid: u32,
+    pub parent_tgid: u32,
+    pub clone_flags: u64,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// A traced thread entered `do_exit`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskExitEvent {
+    pub hdr: EventHeader,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// A traced thread's comm changed (prctl, pthread_setname_np, exec).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskRenameEvent {
+    pub hdr: EventHeader,
+    pub newcomm: [u8; TASK_COMM_LEN],
+}
+
+/// A traced process exec'd a new program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// `tid` is the thread after exec (the group leader).
+    pub hdr: EventHeader,
+    /// The thread that called exec (differs from `tid` when a non-leader
+    /// thread exec'd).
+    pub old_tid: u32,
+    pub _pad: u32,
+    pub filename: [u8; EXEC_FILENAME_LEN],
+}
+
+/// A traced thread switched out for the last time: its final counters. The
+/// kernel removes its `THREADS` entry once this is streamed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadFinalEvent {
+    pub hdr: EventHeader,
+    pub rec: ThreadRec,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: plain `#[repr(C)]` integers with explicit padding; every bit
+    // pattern is valid.
+    unsafe impl aya::Pod for ThreadRec {}
+    unsafe impl aya::Pod for SyscallKey {}
+    unsafe impl aya::Pod for SyscallStat {}
+    unsafe impl aya::Pod for Config {}
+}

@@ -1,0 +1,187 @@
+//! Thread and process lifecycle of traced tasks, streamed through the ring
+//! buffer in order: creation (and the start of tracing of the new task),
+//! exit, final counters, rename, exec. A record that does not fit is
+//! counted in `COUNTERS[LOST_RINGBUF]`.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str_bytes,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use profiler_common::{
+    EXEC_FILENAME_LEN, EventHeader, ExecEvent, TASK_COMM_LEN, TaskExitEvent, TaskNewEvent,
+    TaskRenameEvent, ThreadFinalEvent, ThreadRec, counter, event_kind, reason,
+    thread_flags::{DEAD, OFF_CPU},
+    tp as off,
+};
+
+use crate::{
+    maps::{EVENTS, THREADS, bump, follow_children},
+    tp::field,
+};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+#[inline(always)]
+fn header(kind: u32, tid: u32, tgid: u32, ts: u64) -> EventHeader {
+    EventHeader {
+        kind,
+        tid,
+        tgid,
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        ts,
+    }
+}
+
+/// Streams `value`, counting it as lost when the buffer is full.
+#[inline(always)]
+fn emit<T: 'static>(value: T) -> bool {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(value);
+            entry.submit(0);
+            bump(counter::RECORDS);
+            true
+        }
+        None => {
+            bump(counter::LOST_RINGBUF);
+            false
+        }
+    }
+}
+
+/// Runs in the parent's context, before the child first runs.
+#[tracepoint]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let parent_tid = pid_tgid as u32;
+    let parent_tgid = (pid_tgid >> 32) as u32;
+    if THREADS.get_ptr(&parent_tid).is_none() {
+        return 0;
+    }
+    let child = field::<i32>(&ctx, off::TASK_NEWTASK_PID) as u32;
+    let clone_flags = field::<u64>(&ctx, off::TASK_NEWTASK_CLONE_FLAGS);
+    let tgid = if clone_flags & CLONE_THREAD != 0 {
+        parent_tgid
+    } else if follow_children() {
+        child
+    } else {
+        return 0;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    // A new task is runnable from its creation until it first runs.
+    let rec = ThreadRec {
+        tgid,
+        flags: OFF_CPU,
+        last_ts: now,
+        off_reason: reason::RUNNABLE,
+        off_syscall: -1,
+        ..ThreadRec::default()
+    };
+    if THREADS.insert(&child, &rec, 0).is_err() {
+        bump(counter::LOST_THREADS_FULL);
+        return 0;
+    }
+    let mut comm = [0u8; TASK_COMM_LEN];
+    let base = unsafe { ctx.as_ptr().cast::<u8>().add(off::TASK_NEWTASK_COMM) };
+    let _ = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(base, &mut comm) };
+    emit(TaskNewEvent {
+        hdr: header(event_kind::TASK_NEW, child, tgid, now),
+        parent_tid,
+        parent_tgid,
+        clone_flags,
+        comm,
+    });
+    0
+}
+
+/// Runs in the exiting thread's context at the start of `do_exit`.
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXIT_PID) as u32;
+    let Some(rec) = THREADS.get_ptr(&tid) else {
+        return 0;
+    };
+    let tgid = unsafe { (*rec).tgid };
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; TASK_COMM_LEN]);
+    emit(TaskExitEvent {
+        hdr: header(event_kind::TASK_EXIT, tid, tgid, unsafe {
+            bpf_ktime_get_ns()
+        }),
+        comm,
+    });
+    0
+}
+
+#[tracepoint]
+pub fn task_rename(ctx: TracePointContext) -> u32 {
+    let tid = field::<i32>(&ctx, off::TASK_RENAME_PID) as u32;
+    let Some(rec) = THREADS.get_ptr(&tid) else {
+        return 0;
+    };
+    let tgid = unsafe { (*rec).tgid };
+    let mut newcomm = [0u8; TASK_COMM_LEN];
+    let base = unsafe { ctx.as_ptr().cast::<u8>().add(off::TASK_RENAME_NEWCOMM) };
+    let _ = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(base, &mut newcomm) };
+    emit(TaskRenameEvent {
+        hdr: header(event_kind::TASK_RENAME, tid, tgid, unsafe {
+            bpf_ktime_get_ns()
+        }),
+        newcomm,
+    });
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXEC_PID) as u32;
+    let old_tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXEC_OLD_PID) as u32;
+    let Some(rec) = THREADS.get_ptr(&old_tid) else {
+        return 0;
+    };
+    let rec = unsafe { *rec };
+    if old_tid != tid {
+        // A non-leader thread exec'd and took over the leader's tid: its
+        // accounting moves with it.
+        let _ = THREADS.insert(&tid, &rec, 0);
+        let _ = THREADS.remove(&old_tid);
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        bump(counter::LOST_RINGBUF);
+        return 0;
+    };
+    // Build in place: the event is too large for the 512-byte BPF stack.
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        (*ev).hdr = header(event_kind::EXEC, tid, rec.tgid, bpf_ktime_get_ns());
+        (*ev).old_tid = old_tid;
+        (*ev)._pad = 0;
+        (*ev).filename = [0; EXEC_FILENAME_LEN];
+        let loc = field::<u32>(&ctx, off::SCHED_PROCESS_EXEC_FILENAME);
+        let src = ctx.as_ptr().cast::<u8>().add((loc & 0xffff) as usize);
+        let _ = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename);
+    }
+    entry.submit(0);
+    bump(counter::RECORDS);
+    0
+}
+
+/// Streams the final counters of a thread at its last switch-out and stops
+/// tracing it. When the record does not fit, the entry stays, flagged dead,
+/// for userspace to collect at the end: nothing is lost.
+#[inline(always)]
+pub fn thread_final(tid: u32, rec: &mut ThreadRec, now: u64) {
+    let tgid = rec.tgid;
+    if emit(ThreadFinalEvent {
+        hdr: header(event_kind::THREAD_FINAL, tid, tgid, now),
+        rec: *rec,
+    }) {
+        let _ = THREADS.remove(&tid);
+    } else {
+        rec.flags |= DEAD;
+    }
+}

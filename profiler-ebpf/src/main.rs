@@ -1,0 +1,28 @@
+//! Kernel side of `profiler`: one module per concern.
+//!
+//! - [`maps`]: every map shared with userspace, and the drop counters.
+//! - [`sched`]: context switches and wakeups: per-thread on/off-CPU time.
+//! - [`lifecycle`]: thread creation, exit, rename and exec, streamed.
+//! - [`syscall`]: which syscall a thread is blocked in, from its saved
+//!   user registers (no sys_enter/sys_exit hooks).
+//! - [`tp`]: reading tracepoint fields.
+#![no_std]
+#![no_main]
+
+mod lifecycle;
+mod maps;
+mod sched;
+mod syscall;
+mod tp;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// Tracing helpers (`bpf_probe_read_kernel`, `bpf_task_pt_regs`...) are
+/// GPL-only.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

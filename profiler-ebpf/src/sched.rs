@@ -1,0 +1,135 @@
+//! Context switches and wakeups of traced threads: on-CPU time, off-CPU time
+//! split by reason, voluntary/involuntary switch counts, and the blocking
+//! syscall of each off-CPU period. Aggregated here, in the thread's
+//! `THREADS` entry; nothing is streamed per switch.
+//!
+//! At switch-out the thread's state says why it leaves the CPU; at the
+//! first wakeup after that it becomes runnable; at switch-in the period
+//! closes: `out..wake` goes to the reason's bucket, `wake..in` to runnable
+//! (waiting for a CPU).
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
+use profiler_common::{
+    ThreadRec, counter, reason, state,
+    thread_flags::{OFF_CPU, ON_CPU},
+    tp as off,
+};
+
+use crate::{
+    lifecycle,
+    maps::{THREADS, bump},
+    syscall,
+    tp::field,
+};
+
+#[tracepoint]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    let prev = field::<i32>(&ctx, off::SCHED_SWITCH_PREV_PID) as u32;
+    let next = field::<i32>(&ctx, off::SCHED_SWITCH_NEXT_PID) as u32;
+    let mut now = 0;
+    if let Some(rec) = THREADS.get_ptr_mut(&prev) {
+        now = unsafe { bpf_ktime_get_ns() };
+        let prev_state = field::<i64>(&ctx, off::SCHED_SWITCH_PREV_STATE) as u64;
+        // SAFETY: a thread switches out on one CPU at a time; its entry is
+        // only written by the CPU switching it.
+        switch_out(prev, unsafe { &mut *rec }, prev_state, now);
+        bump(counter::SWITCHES);
+    }
+    if let Some(rec) = THREADS.get_ptr_mut(&next) {
+        if now == 0 {
+            now = unsafe { bpf_ktime_get_ns() };
+        }
+        // SAFETY: as above, for the CPU switching `next` in.
+        switch_in(next, unsafe { &mut *rec }, now);
+    }
+    0
+}
+
+/// Fires for wakeups of sleeping/blocked/stopped tasks (not for preempted
+/// ones, which stay runnable).
+#[tracepoint]
+pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+    let pid = field::<i32>(&ctx, off::SCHED_WAKEUP_PID) as u32;
+    if let Some(rec) = THREADS.get_ptr_mut(&pid) {
+        // SAFETY: only the first wakeup of an off-CPU period is stored; a
+        // racing second wakeup writes a nearly equal timestamp.
+        let rec = unsafe { &mut *rec };
+        if rec.flags & OFF_CPU != 0 && rec.wake_ts == 0 {
+            rec.wake_ts = unsafe { bpf_ktime_get_ns() };
+            bump(counter::WAKEUPS);
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn switch_out(tid: u32, rec: &mut ThreadRec, prev_state: u64, now: u64) {
+    // `last_ts` is the switch-in time, or, for a thread that was running
+    // when recording started (seeded off-CPU at the window start and never
+    // seen switching in), the window start: either way the thread was on
+    // CPU since then.
+    rec.on_cpu_ns += now.saturating_sub(rec.last_ts);
+    // /proc counts a switch as voluntary when the task was not preempted and
+    // its state was not RUNNING.
+    if prev_state == state::RUNNING || prev_state == state::PREEMPTED {
+        rec.involuntary += 1;
+    } else {
+        rec.voluntary += 1;
+    }
+    if prev_state & (state::EXIT_DEAD | state::EXIT_ZOMBIE) != 0 {
+        rec.flags &= !(ON_CPU | OFF_CPU);
+        rec.last_ts = now;
+        lifecycle::thread_final(tid, rec, now);
+        return;
+    }
+    let why = if prev_state == state::RUNNING || prev_state == state::PREEMPTED {
+        reason::RUNNABLE
+    } else if prev_state & (state::UNINTERRUPTIBLE | state::IDLE) != 0 {
+        reason::BLOCKED
+    } else if prev_state & (state::STOPPED | state::TRACED) != 0 {
+        reason::STOPPED
+    } else {
+        reason::SLEEPING
+    };
+    rec.off_syscall = if why == reason::SLEEPING || why == reason::BLOCKED {
+        syscall::current()
+    } else {
+        -1
+    };
+    rec.off_reason = why;
+    rec.flags = (rec.flags & !ON_CPU) | OFF_CPU;
+    rec.last_ts = now;
+    rec.wake_ts = 0;
+}
+
+#[inline(always)]
+fn switch_in(tid: u32, rec: &mut ThreadRec, now: u64) {
+    if rec.flags & OFF_CPU != 0 {
+        let start = rec.last_ts;
+        let off = now.saturating_sub(start);
+        if rec.off_reason == reason::RUNNABLE {
+            rec.runnable_ns += off;
+        } else {
+            let wake = if rec.wake_ts >= start && rec.wake_ts <= now && rec.wake_ts != 0 {
+                rec.wake_ts
+            } else {
+                now
+            };
+            let waiting = wake - start;
+            if rec.off_reason == reason::BLOCKED {
+                rec.blocked_ns += waiting;
+            } else if rec.off_reason == reason::STOPPED {
+                rec.stopped_ns += waiting;
+            } else {
+                rec.sleeping_ns += waiting;
+            }
+            rec.runnable_ns += now - wake;
+        }
+        if rec.off_syscall >= 0 {
+            syscall::account(tid, rec.off_syscall as u32, off);
+        }
+    }
+    rec.flags = (rec.flags & !OFF_CPU) | ON_CPU;
+    rec.last_ts = now;
+    rec.wake_ts = 0;
+}

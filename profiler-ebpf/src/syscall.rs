@@ -1,0 +1,79 @@
+//! Which syscall the current thread is in, read from the user registers the
+//! kernel saved on entry (`bpf_task_pt_regs`), without hooking every
+//! syscall.
+//!
+//! On x86_64 the entry code stores the syscall number in `orig_ax` and sets
+//! `ax` to `-ENOSYS` until the syscall returns. Exceptions (page faults...)
+//! store an error code, which is also small and non-negative, in `orig_ax`,
+//! but leave the user's `ax` there: so a thread counts as "in a syscall"
+//! only when `ax == -ENOSYS` and `orig_ax` is a plausible number. Interrupts
+//! store a negative vector. A page fault taken *inside* a syscall (copying
+//! a user buffer) keeps the syscall's registers at the top of the stack, so
+//! it is still attributed to that syscall, which is what a user expects.
+
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel,
+    generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+};
+use profiler_common::{MAX_SYSCALL_NR, SyscallKey, SyscallStat, counter};
+
+use crate::maps::{SYSCALLS, bump};
+
+/// `struct pt_regs` slots (u64 each) on x86_64.
+const PT_REGS_AX: usize = 10;
+const PT_REGS_ORIG_AX: usize = 15;
+const ENOSYS: i64 = 38;
+
+/// The syscall number the current thread is blocked in, or -1.
+#[inline(always)]
+pub fn current() -> i32 {
+    if !cfg!(bpf_target_arch = "x86_64") {
+        return -1;
+    }
+    // SAFETY: helpers on the current task; reads go through
+    // bpf_probe_read_kernel, which cannot fault.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u64;
+        if regs.is_null() {
+            return -1;
+        }
+        let Ok(orig_ax) = bpf_probe_read_kernel(regs.add(PT_REGS_ORIG_AX)) else {
+            return -1;
+        };
+        let Ok(ax) = bpf_probe_read_kernel::<u64>(regs.add(PT_REGS_AX)) else {
+            return -1;
+        };
+        if ax as i64 == -ENOSYS && orig_ax < MAX_SYSCALL_NR {
+            orig_ax as i32
+        } else {
+            -1
+        }
+    }
+}
+
+/// Adds one off-CPU episode of `dt` ns inside syscall `nr` to thread `tid`.
+#[inline(always)]
+pub fn account(tid: u32, nr: u32, dt: u64) {
+    let key = SyscallKey { tid, nr };
+    match SYSCALLS.get_ptr_mut(&key) {
+        Some(s) => {
+            // SAFETY: only the CPU switching `tid` in updates its entries.
+            let s = unsafe { &mut *s };
+            s.count += 1;
+            s.total_ns += dt;
+            if dt > s.max_ns {
+                s.max_ns = dt;
+            }
+        }
+        None => {
+            let s = SyscallStat {
+                count: 1,
+                total_ns: dt,
+                max_ns: dt,
+            };
+            if SYSCALLS.insert(&key, &s, 0).is_err() {
+                bump(counter::LOST_SYSCALLS_FULL);
+            }
+        }
+    }
+}

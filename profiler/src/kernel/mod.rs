@@ -1,0 +1,272 @@
+//! The kernel side seen from userspace: loads the embedded eBPF object,
+//! attaches its programs, seeds the threads of the target, drains the ring
+//! buffer, and reads the maps back when recording stops. This is the only
+//! module that uses aya; everything after it works on [`crate::model`]
+//! types.
+
+pub mod decode;
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use anyhow::{Context, Result};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{TracePoint, trace_point::TracePointLinkId},
+};
+use profiler_common::{
+    Config, SyscallKey, SyscallStat, ThreadRec, counter, reason,
+    thread_flags::{DEAD, OFF_CPU, ON_CPU, SEEDED},
+};
+
+use crate::model::{Counters, LiveThread, LostCounts, OffReason, Open, SyscallSample};
+
+/// (program, tracepoint category, tracepoint name), in attach order.
+/// Accounting programs first, so that when they are detached first at stop
+/// no switch is counted after the window's end.
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("task_newtask", "task", "task_newtask"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+    ("task_rename", "task", "task_rename"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_wakeup", "sched", "sched_wakeup"),
+    ("sched_switch", "sched", "sched_switch"),
+];
+
+/// How the kernel side is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Also trace processes forked by traced ones.
+    pub follow_children: bool,
+    /// Capacity of the thread map.
+    pub max_threads: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            follow_children: false,
+            max_threads: 32768,
+        }
+    }
+}
+
+/// Loaded and attached kernel programs with their maps.
+pub struct Kernel {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    links: Vec<(&'static str, TracePointLinkId)>,
+}
+
+/// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The counters part of a kernel record.
+pub fn counters_of(r: &ThreadRec) -> Counters {
+    Counters {
+        on_cpu_ns: r.on_cpu_ns,
+        runnable_ns: r.runnable_ns,
+        sleeping_ns: r.sleeping_ns,
+        blocked_ns: r.blocked_ns,
+        stopped_ns: r.stopped_ns,
+        voluntary: r.voluntary,
+        involuntary: r.involuntary,
+    }
+}
+
+/// A kernel record of a thread still traced at stop, as the model sees it.
+pub fn live_of(tid: u32, r: &ThreadRec) -> LiveThread {
+    let open = if r.flags & ON_CPU != 0 {
+        Open::OnCpu {
+            since_ns: r.last_ts,
+        }
+    } else if r.flags & OFF_CPU != 0 {
+        Open::OffCpu {
+            since_ns: r.last_ts,
+            reason: match r.off_reason {
+                reason::SLEEPING => OffReason::Sleeping,
+                reason::BLOCKED => OffReason::Blocked,
+                reason::STOPPED => OffReason::Stopped,
+                _ => OffReason::Runnable,
+            },
+            woken_ns: (r.wake_ts != 0).then_some(r.wake_ts),
+            syscall: u32::try_from(r.off_syscall).ok(),
+        }
+    } else {
+        Open::Closed
+    };
+    LiveThread {
+        tid,
+        tgid: r.tgid,
+        counters: counters_of(r),
+        open,
+        dead: r.flags & DEAD != 0,
+    }
+}
+
+/// The record a thread that existed at attach is seeded with: off CPU since
+/// `start_ns` for the reason its `/proc` state gives. A thread that is in
+/// fact running is first seen switching out, which counts it on CPU since
+/// `start_ns` instead.
+pub fn seed_record(tgid: u32, start_ns: u64, state: char, syscall: Option<u32>) -> ThreadRec {
+    let off_reason = match state {
+        'S' => reason::SLEEPING,
+        'D' | 'I' => reason::BLOCKED,
+        'T' | 't' => reason::STOPPED,
+        _ => reason::RUNNABLE,
+    };
+    ThreadRec {
+        tgid,
+        flags: OFF_CPU | SEEDED,
+        last_ts: start_ns,
+        off_reason,
+        off_syscall: match (off_reason, syscall) {
+            (reason::SLEEPING | reason::BLOCKED, Some(nr)) => nr as i32,
+            _ => -1,
+        },
+        ..ThreadRec::default()
+    }
+}
+
+impl Kernel {
+    /// Loads and attaches every program. Nothing is traced until threads
+    /// are seeded.
+    pub fn load(opts: &Options) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("THREADS", opts.max_threads)
+            .load(aya::include_bytes_aligned!(concat!(
+                env!("OUT_DIR"),
+                "/profiler"
+            )))
+            .context("loading the eBPF object")?;
+        let mut config: Array<_, Config> =
+            Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
+        config.set(
+            0,
+            Config {
+                follow_children: u32::from(opts.follow_children),
+                _pad: 0,
+            },
+            0,
+        )?;
+        let mut links = Vec::new();
+        for &(name, category, tp) in PROGRAMS {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the eBPF object"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading program {name} (verifier)"))?;
+            let id = prog
+                .attach(category, tp)
+                .with_context(|| format!("attaching {name} to {category}:{tp}"))?;
+            links.push((name, id));
+        }
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+        Ok(Kernel { ebpf, ring, links })
+    }
+
+    /// Starts tracing `tid` with `rec`. Returns false when the thread is
+    /// already traced (created by a traced thread meanwhile).
+    pub fn seed(&mut self, tid: u32, rec: ThreadRec) -> Result<bool> {
+        let mut threads: HashMap<_, u32, ThreadRec> = HashMap::try_from(
+            self.ebpf
+                .map_mut("THREADS")
+                .context("map THREADS missing")?,
+        )?;
+        const BPF_NOEXIST: u64 = 1;
+        match threads.insert(tid, rec, BPF_NOEXIST) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e).with_context(|| format!("seeding thread {tid}")),
+        }
+    }
+
+    /// File descriptor that polls readable when records are waiting.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Hands every waiting record to `f`.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
+        while let Some(item) = self.ring.next() {
+            f(&item);
+        }
+    }
+
+    /// Detaches every program, accounting ones first; returns the time
+    /// after the accounting programs were detached (the window's end).
+    pub fn detach(&mut self) -> Result<u64> {
+        let mut end = None;
+        while let Some((name, id)) = self.links.pop() {
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing"))?
+                .try_into()?;
+            prog.detach(id)
+                .with_context(|| format!("detaching {name}"))?;
+            if name == "sched_wakeup" {
+                end = Some(monotonic_ns());
+            }
+        }
+        Ok(end.unwrap_or_else(monotonic_ns))
+    }
+
+    /// Threads still in the map.
+    pub fn live_threads(&self) -> Result<Vec<LiveThread>> {
+        let threads: HashMap<_, u32, ThreadRec> =
+            HashMap::try_from(self.ebpf.map("THREADS").context("map THREADS missing")?)?;
+        let mut v = Vec::new();
+        for item in threads.iter() {
+            let (tid, rec) = item.context("reading the thread map")?;
+            v.push(live_of(tid, &rec));
+        }
+        Ok(v)
+    }
+
+    /// Per-thread blocking-syscall statistics.
+    pub fn syscalls(&self) -> Result<Vec<SyscallSample>> {
+        let map: HashMap<_, SyscallKey, SyscallStat> =
+            HashMap::try_from(self.ebpf.map("SYSCALLS").context("map SYSCALLS missing")?)?;
+        let mut v = Vec::new();
+        for item in map.iter() {
+            let (k, s) = item.context("reading the syscall map")?;
+            v.push(SyscallSample {
+                tid: k.tid,
+                nr: k.nr,
+                count: s.count,
+                total_ns: s.total_ns,
+                max_ns: s.max_ns,
+            });
+        }
+        Ok(v)
+    }
+
+    /// Sum over CPUs of counter `index`.
+    pub fn counter(&self, index: u32) -> Result<u64> {
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("COUNTERS").context("map COUNTERS missing")?)?;
+        Ok(map.get(&index, 0)?.iter().sum())
+    }
+
+    pub fn lost(&self) -> Result<LostCounts> {
+        Ok(LostCounts {
+            ringbuf_full: self.counter(counter::LOST_RINGBUF)?,
+            threads_map_full: self.counter(counter::LOST_THREADS_FULL)?,
+            syscalls_map_full: self.counter(counter::LOST_SYSCALLS_FULL)?,
+        })
+    }
+}

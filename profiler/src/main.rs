@@ -1,0 +1,4 @@
+//! `profiler`: see `profiler --help`.
+fn main() {
+    std::process::exit(profiler::cli::main());
+}

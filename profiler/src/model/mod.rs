@@ -1,0 +1,145 @@
+//! The aggregation model: turns what the kernel side reported (lifecycle
+//! events in any order, per-thread counters, open intervals at stop, drop
+//! counts) into a [`Profile`]. Pure Rust with no aya types, so it is unit
+//! tested from recorded event sequences without root.
+
+mod recorder;
+
+pub use recorder::{Recorder, TargetInfo};
+
+/// Per-thread time and switch counters, as the kernel aggregates them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub on_cpu_ns: u64,
+    pub runnable_ns: u64,
+    pub sleeping_ns: u64,
+    pub blocked_ns: u64,
+    pub stopped_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// Why a thread is off CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffReason {
+    Runnable,
+    Sleeping,
+    Blocked,
+    Stopped,
+}
+
+/// What a live thread was doing when recording stopped: the interval the
+/// kernel had not closed yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    OnCpu {
+        since_ns: u64,
+    },
+    OffCpu {
+        since_ns: u64,
+        reason: OffReason,
+        /// First wakeup after going off CPU.
+        woken_ns: Option<u64>,
+        syscall: Option<u32>,
+    },
+    /// Nothing open (the thread's final switch-out was seen).
+    Closed,
+}
+
+/// A thread still in the kernel's map at stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveThread {
+    pub tid: u32,
+    pub tgid: u32,
+    pub counters: Counters,
+    pub open: Open,
+    /// Died, but its final record could not be streamed.
+    pub dead: bool,
+}
+
+/// Off-CPU time of one thread inside one syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallSample {
+    pub tid: u32,
+    pub nr: u32,
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+/// A thread that existed when recording started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialThread {
+    pub tid: u32,
+    pub tgid: u32,
+    pub comm: String,
+}
+
+/// A lifecycle record from the kernel. `ts` is `CLOCK_MONOTONIC` ns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A traced task created a thread (`process == false`) or, when
+    /// following children, a process.
+    New {
+        ts: u64,
+        tid: u32,
+        tgid: u32,
+        parent_tid: u32,
+        comm: String,
+        process: bool,
+    },
+    /// The thread entered exit.
+    Exit {
+        ts: u64,
+        tid: u32,
+        comm: String,
+    },
+    Rename {
+        ts: u64,
+        tid: u32,
+        comm: String,
+    },
+    /// `tid` exec'd `filename` (`old_tid` called exec).
+    Exec {
+        ts: u64,
+        tid: u32,
+        old_tid: u32,
+        filename: String,
+    },
+    /// The thread's last switch-out, with its final counters.
+    Final {
+        ts: u64,
+        tid: u32,
+        counters: Counters,
+    },
+}
+
+impl Event {
+    pub fn ts(&self) -> u64 {
+        match self {
+            Event::New { ts, .. }
+            | Event::Exit { ts, .. }
+            | Event::Rename { ts, .. }
+            | Event::Exec { ts, .. }
+            | Event::Final { ts, .. } => *ts,
+        }
+    }
+}
+
+/// Records the kernel side dropped, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LostCounts {
+    pub ringbuf_full: u64,
+    pub threads_map_full: u64,
+    pub syscalls_map_full: u64,
+}
+
+/// Everything read from the kernel when recording stopped.
+#[derive(Debug, Clone, Default)]
+pub struct StopState {
+    pub end_ns: u64,
+    pub end_reason: String,
+    pub live: Vec<LiveThread>,
+    pub syscalls: Vec<SyscallSample>,
+    pub lost: LostCounts,
+}

@@ -1,0 +1,175 @@
+//! The saved profile (`profile.json`): what a recording found, versioned
+//! and documented in `docs/profile-format.md`. Renderers, `report` and
+//! `diff` read only this, so everything a report shows must be here.
+
+use serde::{Deserialize, Serialize};
+
+/// Format tag of the files this version writes.
+pub const FORMAT: &str = "profiler/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// `"profiler/<major>"`.
+    pub format: String,
+    pub tool: Tool,
+    pub target: Target,
+    pub window: Window,
+    pub totals: Totals,
+    /// Records the kernel side could not deliver, by cause.
+    pub lost: Lost,
+    /// Every thread seen, sorted by tid.
+    pub threads: Vec<Thread>,
+    /// exec(2) calls of traced processes during the recording.
+    #[serde(default)]
+    pub execs: Vec<Exec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub comm: String,
+    /// `/proc/<pid>/exe` at attach; empty when unreadable.
+    pub exe: String,
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    /// Process start time in clock ticks since boot (`/proc/<pid>/stat`
+    /// field 22): with the pid, identifies the process across pid reuse.
+    #[serde(default)]
+    pub start_ticks: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// `CLOCK_MONOTONIC` ns when recording started / ended.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub duration_ns: u64,
+    /// Wall-clock start, ns since the Unix epoch.
+    #[serde(default)]
+    pub start_unix_ns: u64,
+    /// Why recording stopped: `duration`, `signal`, `target_exited`.
+    #[serde(default)]
+    pub end_reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub threads_seen: u64,
+    pub threads_created: u64,
+    pub threads_exited: u64,
+    pub on_cpu_ns: u64,
+    pub off_cpu_ns: u64,
+    #[serde(default)]
+    pub runnable_ns: u64,
+    #[serde(default)]
+    pub sleeping_ns: u64,
+    #[serde(default)]
+    pub blocked_ns: u64,
+    #[serde(default)]
+    pub stopped_ns: u64,
+    pub context_switches: u64,
+    #[serde(default)]
+    pub voluntary_switches: u64,
+    #[serde(default)]
+    pub involuntary_switches: u64,
+    pub lost_events: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Lifecycle records dropped because the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// New threads not traced because the thread map was full.
+    pub threads_map_full: u64,
+    /// Blocking-syscall statistics dropped because their map was full.
+    pub syscalls_map_full: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.ringbuf_full + self.threads_map_full + self.syscalls_map_full
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub tid: u32,
+    /// Process (thread group) the thread belongs to.
+    pub pid: u32,
+    /// Last name (comm).
+    pub name: String,
+    /// Every name it had, in order.
+    pub names: Vec<String>,
+    /// Name changes seen during the recording.
+    #[serde(default)]
+    pub renames: Vec<Rename>,
+    /// Thread that created it; null when created before attach.
+    pub parent_tid: Option<u32>,
+    /// ns after window start; null when created before attach.
+    pub created_ns: Option<u64>,
+    /// ns after window start; null when still alive at the end.
+    pub exited_ns: Option<u64>,
+    pub on_cpu_ns: u64,
+    /// Off CPU but runnable: preempted, or woken and waiting for a CPU.
+    pub runnable_ns: u64,
+    /// Interruptible sleep (`S`) until woken.
+    pub sleeping_ns: u64,
+    /// Uninterruptible sleep (`D`) until woken.
+    pub blocked_ns: u64,
+    /// Stopped or traced (`T`/`t`) until continued.
+    #[serde(default)]
+    pub stopped_ns: u64,
+    pub off_cpu_ns: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    /// Syscalls the thread went off CPU in, by total time, longest first.
+    pub syscalls: Vec<Syscall>,
+    /// False when some of its records were lost: its numbers are partial.
+    #[serde(default = "yes")]
+    pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Thread {
+    /// Time the thread existed within the window.
+    pub fn existed_ns(&self, window: &Window) -> u64 {
+        let from = self.created_ns.unwrap_or(0);
+        let to = self.exited_ns.unwrap_or(window.duration_ns);
+        to.saturating_sub(from)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rename {
+    /// ns after window start.
+    pub at_ns: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Syscall {
+    pub name: String,
+    pub nr: u32,
+    /// Times the thread went off CPU inside it.
+    pub count: u64,
+    /// Off-CPU time inside it, switch-out to switch-in.
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exec {
+    /// ns after window start.
+    pub at_ns: u64,
+    pub pid: u32,
+    pub filename: String,
+}

@@ -1,0 +1,26 @@
+//! Renderers: one per output format, each from a [`Profile`] alone.
+
+pub mod text;
+
+use crate::profile::Profile;
+
+/// Turns a profile into one output file's bytes.
+pub trait Renderer {
+    /// File name in the output directory.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, profile: &Profile) -> anyhow::Result<Vec<u8>>;
+}
+
+/// `profile.json`, pretty-printed.
+pub struct Json;
+
+impl Renderer for Json {
+    fn file_name(&self) -> &'static str {
+        "profile.json"
+    }
+    fn render(&self, profile: &Profile) -> anyhow::Result<Vec<u8>> {
+        let mut v = serde_json::to_vec_pretty(profile)?;
+        v.push(b'\n');
+        Ok(v)
+    }
+}

@@ -1,0 +1,392 @@
+//! The terminal report: a warning first when records were lost, one row per
+//! thread, the blocking syscalls of the process, and a summary paragraph.
+//! Colour only when asked for (the CLI asks when stdout is a terminal and
+//! `NO_COLOR` is unset).
+
+use std::{collections::BTreeMap, fmt::Write};
+
+use super::Renderer;
+use crate::{
+    profile::{Profile, Thread},
+    units::{ns, pct},
+};
+
+/// How to sort the thread table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    /// On-CPU time, largest first (default).
+    #[default]
+    Cpu,
+    /// Off-CPU time, largest first.
+    Off,
+    /// Context switches, most first.
+    Switches,
+    /// Thread id.
+    Tid,
+}
+
+/// Options of the text report.
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// ANSI bold/colour. Default: off.
+    pub color: bool,
+    /// Thread table order. Default: on-CPU time.
+    pub sort: SortBy,
+    /// Show at most this many threads (0 = all). Default: all.
+    pub max_threads: usize,
+}
+
+/// `report.txt` (never coloured).
+pub struct Text(pub TextOptions);
+
+impl Renderer for Text {
+    fn file_name(&self) -> &'static str {
+        "report.txt"
+    }
+    fn render(&self, profile: &Profile) -> anyhow::Result<Vec<u8>> {
+        Ok(report(profile, &self.0).into_bytes())
+    }
+}
+
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn bold(&self, s: &str) -> String {
+        if self.on {
+            format!("\x1b[1m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn warn(&self, s: &str) -> String {
+        if self.on {
+            format!("\x1b[1;31m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+fn lifetime(t: &Thread) -> String {
+    let at = |v: u64| format!("+{}", ns(v));
+    let from = t.created_ns.map(at).unwrap_or_else(|| "before".into());
+    let to = t.exited_ns.map(at).unwrap_or_else(|| "alive".into());
+    if t.created_ns.is_none() && t.exited_ns.is_none() {
+        "whole window".into()
+    } else {
+        format!("{from} → {to}")
+    }
+}
+
+fn top_syscall(t: &Thread) -> String {
+    match t.syscalls.first() {
+        Some(s) => format!("{} {} ×{}", s.name, ns(s.total_ns), s.count),
+        None => "-".into(),
+    }
+}
+
+/// Renders the whole report.
+pub fn report(p: &Profile, o: &TextOptions) -> String {
+    let st = Style { on: o.color };
+    let mut out = String::new();
+    let w = &mut out;
+
+    let exe = if p.target.exe.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", p.target.exe)
+    };
+    let _ = writeln!(
+        w,
+        "{} pid {} ({}){} — recorded {} (ended by {}), {} threads",
+        st.bold("profiler:"),
+        p.target.pid,
+        p.target.comm,
+        exe,
+        ns(p.window.duration_ns),
+        p.window.end_reason.replace('_', " "),
+        p.totals.threads_seen
+    );
+    if p.totals.lost_events > 0 {
+        let partial = p.threads.iter().filter(|t| !t.complete).count();
+        let _ = writeln!(
+            w,
+            "\n{}",
+            st.warn(&format!(
+                "WARNING: {} kernel records were lost (ring buffer full: {}, thread map full: {}, \
+                 syscall map full: {}); numbers of {partial} thread(s) are partial.",
+                p.totals.lost_events,
+                p.lost.ringbuf_full,
+                p.lost.threads_map_full,
+                p.lost.syscalls_map_full
+            ))
+        );
+    }
+
+    // Threads.
+    let mut threads: Vec<&Thread> = p.threads.iter().collect();
+    match o.sort {
+        SortBy::Cpu => {
+            threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)))
+        }
+        SortBy::Off => {
+            threads.sort_by(|a, b| b.off_cpu_ns.cmp(&a.off_cpu_ns).then(a.tid.cmp(&b.tid)))
+        }
+        SortBy::Switches => threads.sort_by(|a, b| {
+            (b.voluntary_switches + b.involuntary_switches)
+                .cmp(&(a.voluntary_switches + a.involuntary_switches))
+                .then(a.tid.cmp(&b.tid))
+        }),
+        SortBy::Tid => threads.sort_by_key(|t| (t.tid, t.created_ns)),
+    }
+    let shown = if o.max_threads == 0 {
+        threads.len()
+    } else {
+        o.max_threads.min(threads.len())
+    };
+    let _ = writeln!(w, "\n{}", st.bold("THREADS"));
+    let _ = writeln!(
+        w,
+        "  {:>7}  {:<16} {:<24} {:>9} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}  {}",
+        "TID",
+        "NAME",
+        "LIFETIME",
+        "ON-CPU",
+        "CPU%",
+        "RUNNABLE",
+        "SLEEPING",
+        "BLOCKED",
+        "VCSW",
+        "ICSW",
+        "TOP BLOCKING SYSCALL"
+    );
+    for t in &threads[..shown] {
+        let existed = t.existed_ns(&p.window);
+        let mark = if t.complete { "" } else { "*" };
+        let _ = writeln!(
+            w,
+            "  {:>7}  {:<16} {:<24} {:>9} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}  {}",
+            format!("{}{mark}", t.tid),
+            truncate(&t.name, 16),
+            lifetime(t),
+            ns(t.on_cpu_ns),
+            pct(t.on_cpu_ns, existed),
+            ns(t.runnable_ns),
+            ns(t.sleeping_ns),
+            ns(t.blocked_ns),
+            t.voluntary_switches,
+            t.involuntary_switches,
+            top_syscall(t)
+        );
+    }
+    if shown < threads.len() {
+        let _ = writeln!(
+            w,
+            "  ... {} more threads (see profile.json)",
+            threads.len() - shown
+        );
+    }
+    let renamed: Vec<&&Thread> = threads.iter().filter(|t| t.names.len() > 1).collect();
+    if !renamed.is_empty() {
+        let _ = writeln!(w, "\n  Renamed threads:");
+        for t in renamed {
+            let _ = writeln!(w, "  {:>7}  {}", t.tid, t.names.join(" → "));
+        }
+    }
+    if threads.iter().any(|t| !t.complete) {
+        let _ = writeln!(
+            w,
+            "  * some records about this thread were lost: its numbers are partial"
+        );
+    }
+
+    // Syscalls, process-wide.
+    let mut by_sys: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
+    for t in &p.threads {
+        for s in &t.syscalls {
+            let e = by_sys.entry(s.name.as_str()).or_default();
+            e.0 += 1;
+            e.1 += s.count;
+            e.2 += s.total_ns;
+            e.3 = e.3.max(s.max_ns);
+        }
+    }
+    let mut sys: Vec<_> = by_sys.into_iter().collect();
+    sys.sort_by(|a, b| b.1.2.cmp(&a.1.2).then(a.0.cmp(b.0)));
+    let _ = writeln!(
+        w,
+        "\n{}",
+        st.bold("BLOCKING SYSCALLS (time off CPU inside each, all threads)")
+    );
+    if sys.is_empty() {
+        let _ = writeln!(w, "  none");
+    } else {
+        let _ = writeln!(
+            w,
+            "  {:<20} {:>7} {:>8} {:>10} {:>10} {:>10}",
+            "SYSCALL", "THREADS", "COUNT", "TOTAL", "AVG", "MAX"
+        );
+        for (name, (threads, count, total, max)) in sys.iter().take(15) {
+            let _ = writeln!(
+                w,
+                "  {:<20} {:>7} {:>8} {:>10} {:>10} {:>10}",
+                name,
+                threads,
+                count,
+                ns(*total),
+                ns(total / (*count).max(1)),
+                ns(*max)
+            );
+        }
+    }
+
+    // Summary.
+    let tt = &p.totals;
+    let lost = if tt.lost_events == 0 {
+        "No kernel records were lost.".to_string()
+    } else {
+        st.warn(&format!("{} kernel records were lost.", tt.lost_events))
+    };
+    let _ = writeln!(w, "\n{}", st.bold("SUMMARY"));
+    let _ = writeln!(
+        w,
+        "  {} threads seen over {}: {} created and {} exited during the recording. \
+         On CPU {} in all; off CPU {} (runnable {}, sleeping {}, blocked {}{}). \
+         {} context switches ({} voluntary, {} involuntary). {}",
+        tt.threads_seen,
+        ns(p.window.duration_ns),
+        tt.threads_created,
+        tt.threads_exited,
+        ns(tt.on_cpu_ns),
+        ns(tt.off_cpu_ns),
+        ns(tt.runnable_ns),
+        ns(tt.sleeping_ns),
+        ns(tt.blocked_ns),
+        if tt.stopped_ns > 0 {
+            format!(", stopped {}", ns(tt.stopped_ns))
+        } else {
+            String::new()
+        },
+        tt.context_switches,
+        tt.voluntary_switches,
+        tt.involuntary_switches,
+        lost
+    );
+    if !p.execs.is_empty() {
+        for e in &p.execs {
+            let _ = writeln!(
+                w,
+                "  pid {} exec'd {} at +{}",
+                e.pid,
+                e.filename,
+                ns(e.at_ns)
+            );
+        }
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::*;
+
+    fn sample() -> Profile {
+        let t = |tid, name: &str, on, created, exited| Thread {
+            tid,
+            pid: 10,
+            name: name.into(),
+            names: vec![name.into()],
+            created_ns: created,
+            exited_ns: exited,
+            on_cpu_ns: on,
+            complete: true,
+            ..Thread::default()
+        };
+        let mut reader = t(12, "reader", 1_000_000, Some(5_000_000), None);
+        reader.sleeping_ns = 300_000_000;
+        reader.off_cpu_ns = 300_000_000;
+        reader.syscalls.push(Syscall {
+            name: "read".into(),
+            nr: 0,
+            count: 1,
+            total_ns: 300_000_000,
+            max_ns: 300_000_000,
+        });
+        Profile {
+            format: FORMAT.into(),
+            tool: Tool {
+                name: "profiler".into(),
+                version: "0".into(),
+            },
+            target: Target {
+                pid: 10,
+                comm: "app".into(),
+                exe: "/bin/app".into(),
+                cmdline: vec![],
+                start_ticks: 0,
+            },
+            window: Window {
+                start_ns: 0,
+                end_ns: 1_000_000_000,
+                duration_ns: 1_000_000_000,
+                start_unix_ns: 0,
+                end_reason: "duration".into(),
+            },
+            totals: Totals {
+                threads_seen: 2,
+                threads_created: 1,
+                ..Totals::default()
+            },
+            lost: Lost::default(),
+            threads: vec![t(10, "app", 900_000_000, None, None), reader],
+            execs: vec![],
+        }
+    }
+
+    #[test]
+    fn plain_report_has_rows_syscalls_and_summary_without_escapes() {
+        let r = report(&sample(), &TextOptions::default());
+        assert!(!r.contains('\x1b'));
+        assert!(r.contains("pid 10 (app) /bin/app"));
+        let app = r.lines().position(|l| l.contains(" app ")).unwrap();
+        let reader = r.lines().position(|l| l.contains(" reader ")).unwrap();
+        assert!(app < reader, "sorted by on-CPU time:\n{r}");
+        assert!(r.contains("read 300.0ms ×1"), "{r}");
+        assert!(r.contains("+5.0ms → alive"), "{r}");
+        assert!(r.contains("No kernel records were lost."));
+        assert!(!r.contains("WARNING"));
+    }
+
+    #[test]
+    fn lost_records_are_flagged_first() {
+        let mut p = sample();
+        p.totals.lost_events = 3;
+        p.lost.ringbuf_full = 3;
+        p.threads[1].complete = false;
+        let r = report(
+            &p,
+            &TextOptions {
+                color: true,
+                ..TextOptions::default()
+            },
+        );
+        let first_lines: String = r.lines().take(3).collect();
+        assert!(
+            first_lines.contains("WARNING: 3 kernel records were lost"),
+            "{r}"
+        );
+        assert!(r.contains("12*"));
+        assert!(r.contains('\x1b'));
+    }
+}
