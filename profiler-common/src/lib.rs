@@ -173,7 +173,9 @@ pub struct SyscallStat {
 pub struct Config {
     /// Follow child processes (fork without `CLONE_THREAD`) of traced ones.
     pub follow_children: u32,
-    pub _pad: u32,
+    /// Set by userspace to end the window: switches are no longer
+    /// accounted from then on (detaching takes tens of ms).
+    pub stopped: u32,
 }
 
 /// Indices of the per-CPU `COUNTERS` array.

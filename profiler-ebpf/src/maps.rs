@@ -42,3 +42,9 @@ pub fn bump(index: u32) {
 pub fn follow_children() -> bool {
     CONFIG.get(0).is_some_and(|c| c.follow_children != 0)
 }
+
+/// Whether userspace ended the recording window.
+#[inline(always)]
+pub fn stopped() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.stopped != 0)
+}

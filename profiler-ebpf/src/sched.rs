@@ -17,7 +17,7 @@ use profiler_common::{
 
 use crate::{
     lifecycle,
-    maps::{THREADS, bump},
+    maps::{THREADS, bump, stopped},
     syscall,
     tp::field,
 };
@@ -27,7 +27,12 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let prev = field::<i32>(&ctx, off::SCHED_SWITCH_PREV_PID) as u32;
     let next = field::<i32>(&ctx, off::SCHED_SWITCH_NEXT_PID) as u32;
     let mut now = 0;
+    // `stopped()` is checked only for traced threads, so that bystanders
+    // pay two hash lookups and nothing else.
     if let Some(rec) = THREADS.get_ptr_mut(&prev) {
+        if stopped() {
+            return 0;
+        }
         now = unsafe { bpf_ktime_get_ns() };
         let prev_state = field::<i64>(&ctx, off::SCHED_SWITCH_PREV_STATE) as u64;
         // SAFETY: a thread switches out on one CPU at a time; its entry is
@@ -36,6 +41,9 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
         bump(counter::SWITCHES);
     }
     if let Some(rec) = THREADS.get_ptr_mut(&next) {
+        if stopped() {
+            return 0;
+        }
         if now == 0 {
             now = unsafe { bpf_ktime_get_ns() };
         }

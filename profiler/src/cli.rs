@@ -57,7 +57,7 @@ pub struct AttachArgs {
     pub pid: i64,
     /// How long to record: 500ms, 10s, 2m, or plain seconds. Default: until
     /// Ctrl-C or the target exits.
-    #[arg(long, short = 'd', value_parser = crate::duration::parse)]
+    #[arg(long, short = 'd', value_parser = crate::duration::parse, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
     /// Directory for report.txt and profile.json (created if missing).
     #[arg(long, short = 'o')]

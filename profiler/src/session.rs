@@ -130,7 +130,10 @@ pub fn record(opts: &Options, stop: &Arc<AtomicBool>, obs: &mut dyn Observer) ->
     obs.started(&process, seen.len());
 
     let pidfd = pidfd(process.pid);
-    let began = Instant::now();
+    // The window starts at `start_ns`, before seeding: measure the
+    // duration from there.
+    let seeded_after = Duration::from_nanos(kernel::monotonic_ns().saturating_sub(start_ns));
+    let began = Instant::now() - seeded_after;
     let mut undecodable = 0u64;
     let mut records = 0u64;
     let end_reason = loop {
@@ -172,7 +175,8 @@ pub fn record(opts: &Options, stop: &Arc<AtomicBool>, obs: &mut dyn Observer) ->
         });
     };
 
-    let end_ns = k.detach().context("stopping the kernel programs")?;
+    let end_ns = k.stop_accounting().context("stopping the kernel programs")?;
+    k.detach().context("detaching the kernel programs")?;
     k.drain(|b| match decode::decode(b) {
         Ok(ev) => rec.push(ev),
         Err(_) => undecodable += 1,

@@ -1,1 +1,272 @@
+//! Helpers for the end-to-end tests: finding the `profiler` binary, running
+//! fixtures that are killed when dropped, talking to them line by line, and
+//! reading `/proc` counters to cross-check the profiler's numbers.
+//!
+//! Privileged tests call [`require_root`] first: they panic with a clear
+//! message instead of passing vacuously when not run as root.
 
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    path::PathBuf,
+    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Panics unless running as root: the BPF tests cannot run otherwise.
+pub fn require_root() {
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this end-to-end test loads eBPF programs and must run as root (use `cargo xtask test` as root)");
+    }
+}
+
+/// The `profiler` binary built in the same target directory as this test.
+pub fn profiler_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/profiler
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("profiler");
+    assert!(
+        p.exists(),
+        "{} not built: run the tests through `cargo test --workspace` / `cargo xtask test`",
+        p.display()
+    );
+    p
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Fixture {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Fixture {
+    /// Starts `bin` with `args` and waits for its `ready <pid>` line.
+    pub fn start(bin: &str, args: &[&str]) -> Fixture {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning fixture {bin}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut f = Fixture {
+            child,
+            stdin,
+            lines,
+        };
+        let ready = f.expect_line("ready", Duration::from_secs(10));
+        assert_eq!(ready, format!("ready {}", f.pid()), "fixture's ready line");
+        f
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to fixture");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for a line starting with `prefix`.
+    pub fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("fixture did not print '{prefix}' within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "fixture did not exit within {timeout:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `profiler` with its stderr watched for the readiness line.
+pub struct Profiler {
+    pub child: Child,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_all: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// What a finished profiler run produced.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Profiler {
+    /// Starts `profiler args...`.
+    pub fn start(args: &[&str]) -> Profiler {
+        let mut child = Command::new(profiler_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn profiler");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, stderr_lines) = mpsc::channel();
+        let all = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let all2 = all.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut a) = all2.lock() {
+                    a.push_str(&line);
+                    a.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Profiler {
+            child,
+            stderr_lines,
+            stderr_all: all,
+        }
+    }
+
+    /// Waits until the profiler says it is recording.
+    pub fn wait_recording(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(l) if l.contains("recording pid") => return,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let err = self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default();
+                    panic!("profiler did not start recording within {timeout:?}; stderr:\n{err}");
+                }
+            }
+        }
+    }
+
+    /// Waits for it to finish.
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        let mut stdout = self.child.stdout.take().expect("stdout");
+        let reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("profiler did not finish within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = reader.join().unwrap_or_default();
+        // Let the stderr thread catch up.
+        thread::sleep(Duration::from_millis(50));
+        let stderr = self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default();
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Runs `profiler args...` to completion.
+pub fn run_profiler(args: &[&str]) -> Output {
+    Profiler::start(args).finish(Duration::from_secs(60))
+}
+
+/// `(voluntary, nonvoluntary)` context switches of each thread of `pid`,
+/// from `/proc/<pid>/task/<tid>/status`.
+pub fn proc_switches(pid: u32) -> BTreeMap<u32, (u64, u64)> {
+    let mut m = BTreeMap::new();
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return m;
+    };
+    for e in rd.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(s) = fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let get = |k: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        m.insert(
+            tid,
+            (get("voluntary_ctxt_switches:"), get("nonvoluntary_ctxt_switches:")),
+        );
+    }
+    m
+}
+
+/// A fresh scratch directory under the target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Asserts `actual` is within `rel` (fraction) plus `abs_ns` of `expected`.
+#[track_caller]
+pub fn assert_near(what: &str, actual: u64, expected: u64, rel: f64, abs_ns: u64) {
+    let tol = (expected as f64 * rel) as u64 + abs_ns;
+    let diff = actual.abs_diff(expected);
+    assert!(
+        diff <= tol,
+        "{what}: {actual} ns, expected {expected} ns ± {tol} ns (off by {diff} ns)"
+    );
+}

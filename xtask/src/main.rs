@@ -1,1 +1,55 @@
-fn main() {}
+//! `cargo xtask <command>`: what a newcomer runs.
+//!
+//! - `setup`: makes the eBPF build possible (nightly + rust-src, bpf-linker
+//!   built against the nightly's own LLVM); idempotent and quick when done.
+//! - `demo`: setup, build, profile the bundled demo program, print the report.
+//! - `test`: setup, lints, every test (privileged end-to-end ones included),
+//!   then the demo as a smoke test.
+
+mod demo;
+mod setup;
+mod test;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the eBPF build needs (nightly rust-src, bpf-linker).
+    Setup,
+    /// Profile the bundled demo program and print the report.
+    Demo,
+    /// Run lints and every test, privileged end-to-end tests included.
+    Test {
+        /// Skip fmt/clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r: Result<()> = match cli.cmd {
+        Cmd::Setup => setup::run().map(|_| ()),
+        Cmd::Demo => setup::run().and_then(|_| demo::run()),
+        Cmd::Test {
+            no_lint,
+            cargo_args,
+        } => setup::run().and_then(|_| test::run(!no_lint, &cargo_args)),
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

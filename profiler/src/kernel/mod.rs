@@ -22,8 +22,6 @@ use profiler_common::{
 use crate::model::{Counters, LiveThread, LostCounts, OffReason, Open, SyscallSample};
 
 /// (program, tracepoint category, tracepoint name), in attach order.
-/// Accounting programs first, so that when they are detached first at stop
-/// no switch is counted after the window's end.
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -56,6 +54,14 @@ pub struct Kernel {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     links: Vec<(&'static str, TracePointLinkId)>,
+    config: Config,
+}
+
+fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
+    let mut map: Array<_, Config> =
+        Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
+    map.set(0, config, 0).context("writing CONFIG")?;
+    Ok(())
 }
 
 /// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
@@ -147,16 +153,11 @@ impl Kernel {
                 "/profiler"
             )))
             .context("loading the eBPF object")?;
-        let mut config: Array<_, Config> =
-            Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
-        config.set(
-            0,
-            Config {
-                follow_children: u32::from(opts.follow_children),
-                _pad: 0,
-            },
-            0,
-        )?;
+        let config = Config {
+            follow_children: u32::from(opts.follow_children),
+            stopped: 0,
+        };
+        write_config(&mut ebpf, config)?;
         let mut links = Vec::new();
         for &(name, category, tp) in PROGRAMS {
             let prog: &mut TracePoint = ebpf
@@ -171,7 +172,24 @@ impl Kernel {
             links.push((name, id));
         }
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
-        Ok(Kernel { ebpf, ring, links })
+        Ok(Kernel {
+            ebpf,
+            ring,
+            links,
+            config,
+        })
+    }
+
+    /// Ends the window: the kernel stops accounting switches. Returns the
+    /// window's end time.
+    pub fn stop_accounting(&mut self) -> Result<u64> {
+        let config = Config {
+            stopped: 1,
+            ..self.config
+        };
+        write_config(&mut self.ebpf, config)?;
+        self.config = config;
+        Ok(monotonic_ns())
     }
 
     /// Starts tracing `tid` with `rec`. Returns false when the thread is
@@ -206,10 +224,8 @@ impl Kernel {
         }
     }
 
-    /// Detaches every program, accounting ones first; returns the time
-    /// after the accounting programs were detached (the window's end).
-    pub fn detach(&mut self) -> Result<u64> {
-        let mut end = None;
+    /// Detaches every program.
+    pub fn detach(&mut self) -> Result<()> {
         while let Some((name, id)) = self.links.pop() {
             let prog: &mut TracePoint = self
                 .ebpf
@@ -218,11 +234,8 @@ impl Kernel {
                 .try_into()?;
             prog.detach(id)
                 .with_context(|| format!("detaching {name}"))?;
-            if name == "sched_wakeup" {
-                end = Some(monotonic_ns());
-            }
         }
-        Ok(end.unwrap_or_else(monotonic_ns))
+        Ok(())
     }
 
     /// Threads still in the map.

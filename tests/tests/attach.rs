@@ -1,0 +1,193 @@
+//! End-to-end: `profiler attach` on fixtures with known behaviour, as root.
+
+use std::{fs, time::Duration};
+
+use profiler::profile::{Profile, Thread};
+use profiler_tests::{Fixture, Profiler, assert_near, proc_switches, require_root, scratch};
+use serde_json::Value;
+
+const LIFECYCLE: &str = env!("CARGO_BIN_EXE_lifecycle");
+const MS: u64 = 1_000_000;
+
+fn thread<'a>(p: &'a Profile, name: &str) -> &'a Thread {
+    p.threads
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no thread named {name} in {:#?}", p.threads))
+}
+
+fn syscall_total(t: &Thread, name: &str) -> u64 {
+    t.syscalls
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("thread {} has no {name} syscall: {:?}", t.name, t.syscalls))
+        .total_ns
+}
+
+/// One scenario of the lifecycle fixture inside a 2.5 s recording.
+#[test]
+fn lifecycle_fixture_numbers_are_right() {
+    require_root();
+    let mut fx = Fixture::start(LIFECYCLE, &[]);
+    let pid = fx.pid();
+    let out = scratch("lifecycle");
+    let before = proc_switches(pid);
+    let mut prof = Profiler::start(&[
+        "attach",
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "2500ms",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    prof.wait_recording(Duration::from_secs(60));
+    fx.send("go");
+    fx.expect_line("done", Duration::from_secs(10));
+    let res = prof.finish(Duration::from_secs(30));
+    let after = proc_switches(pid);
+    assert!(res.status.success(), "profiler failed: {res:?}");
+
+    let p: Profile =
+        serde_json::from_slice(&fs::read(out.join("profile.json")).expect("profile.json"))
+            .expect("profile.json parses");
+    let report = fs::read_to_string(out.join("report.txt")).expect("report.txt");
+    assert_eq!(p.format, "profiler/1");
+    assert_eq!(p.target.pid, pid);
+    assert_eq!(p.window.end_reason, "duration");
+    assert_near("window", p.window.duration_ns, 2500 * MS, 0.0, 100 * MS);
+    assert_eq!(p.totals.lost_events, 0);
+
+    // Threads: main + 3 workers + 2 ephemeral ones.
+    assert_eq!(p.totals.threads_seen, 6, "{:#?}", p.threads);
+    assert_eq!(p.totals.threads_created, 2);
+    assert_eq!(p.totals.threads_exited, 2);
+    let main = p.threads.iter().find(|t| t.tid == pid).expect("main thread");
+    assert_eq!(main.name, "lifecycle");
+    for name in ["ephemeral-1", "ephemeral-2"] {
+        let e = thread(&p, name);
+        assert_eq!(e.parent_tid, Some(pid), "{name} created by main");
+        assert_eq!(e.names, vec!["lifecycle".to_string(), name.to_string()]);
+        let (c, x) = (e.created_ns.expect("created"), e.exited_ns.expect("exited"));
+        assert_near(&format!("{name} lifetime"), x - c, 50 * MS, 0.1, 10 * MS);
+        assert_near(&format!("{name} sleep"), syscall_total(e, "clock_nanosleep"), 50 * MS, 0.1, 5 * MS);
+    }
+
+    let sleeper = thread(&p, "sleeper");
+    assert_near("sleeper in clock_nanosleep", syscall_total(sleeper, "clock_nanosleep"), 300 * MS, 0.05, 10 * MS);
+    // Parked in futex or sleeping: interruptible sleep all along but for
+    // its few microseconds on CPU and waiting for one.
+    assert_near("sleeper sleeping", sleeper.sleeping_ns, p.window.duration_ns, 0.01, 0);
+    assert!(sleeper.blocked_ns == 0, "sleeper never in D state");
+
+    let reader = thread(&p, "reader");
+    assert_near("reader in read", syscall_total(reader, "read"), 300 * MS, 0.05, 15 * MS);
+
+    let burner = thread(&p, "burner");
+    assert_near("burner on CPU", burner.on_cpu_ns, 300 * MS, 0.05, 10 * MS);
+
+    // Times add up: on + off = time existed in the window, within 2%.
+    for t in &p.threads {
+        let existed = t.existed_ns(&p.window);
+        assert_near(
+            &format!("thread {} ({}) on+off", t.tid, t.name),
+            t.on_cpu_ns + t.off_cpu_ns,
+            existed,
+            0.02,
+            0,
+        );
+        assert!(t.complete, "thread {} incomplete", t.tid);
+    }
+
+    // Context switches match /proc deltas (threads alive throughout).
+    for (tid, (v0, i0)) in &before {
+        let Some((v1, i1)) = after.get(tid) else { continue };
+        let t = p.threads.iter().find(|t| t.tid == *tid).expect("thread in profile");
+        assert_eq!(
+            (t.voluntary_switches, t.involuntary_switches),
+            (v1 - v0, i1 - i0),
+            "switches of {} ({}) vs /proc",
+            tid,
+            t.name
+        );
+    }
+
+    // The report names the threads and the blocking syscalls.
+    for needle in ["sleeper", "reader", "burner", "ephemeral-1", "clock_nanosleep", "read", "SUMMARY"] {
+        assert!(report.contains(needle), "report lacks {needle}:\n{report}");
+    }
+    assert!(!report.contains('\x1b'), "no colour in files");
+    assert_eq!(res.stdout, report, "stdout (not a terminal) is the plain report");
+}
+
+#[test]
+fn json_flag_prints_the_profile_with_the_documented_keys() {
+    require_root();
+    let fx = Fixture::start(LIFECYCLE, &[]);
+    let res = profiler_tests::run_profiler(&["attach", "-p", &fx.pid().to_string(), "-d", "300ms", "--json"]);
+    assert!(res.status.success(), "{res:?}");
+    let v: Value = serde_json::from_str(&res.stdout).expect("stdout is JSON");
+    assert_eq!(v["format"], "profiler/1");
+    for k in ["pid", "comm", "exe"] {
+        assert!(v["target"].get(k).is_some(), "target.{k}");
+    }
+    for k in ["start_ns", "end_ns", "duration_ns"] {
+        assert!(v["window"][k].is_u64(), "window.{k}");
+    }
+    for k in [
+        "threads_seen", "threads_created", "threads_exited", "on_cpu_ns", "off_cpu_ns",
+        "context_switches", "lost_events",
+    ] {
+        assert!(v["totals"][k].is_u64(), "totals.{k}");
+    }
+    assert_eq!(v["threads"].as_array().map(Vec::len), Some(4));
+    let t = &v["threads"][0];
+    for k in [
+        "tid", "name", "names", "parent_tid", "created_ns", "exited_ns", "on_cpu_ns",
+        "runnable_ns", "sleeping_ns", "blocked_ns", "off_cpu_ns", "voluntary_switches",
+        "involuntary_switches", "syscalls",
+    ] {
+        assert!(t.get(k).is_some(), "threads[].{k}");
+    }
+    // The parked workers are in futex the whole window.
+    let futex = v["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "sleeper")
+        .flat_map(|t| t["syscalls"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["name"] == "futex")
+        .expect("sleeper parked in futex");
+    assert_near("parked in futex", futex["total_ns"].as_u64().unwrap(), 300 * MS, 0.1, 30 * MS);
+}
+
+#[test]
+fn target_exiting_mid_recording_is_covered_until_its_exit() {
+    require_root();
+    let mut fx = Fixture::start(LIFECYCLE, &[]);
+    let pid = fx.pid();
+    let mut prof = Profiler::start(&["attach", "--pid", &pid.to_string(), "--json"]);
+    prof.wait_recording(Duration::from_secs(60));
+    fx.send("go");
+    fx.expect_line("done", Duration::from_secs(10));
+    fx.send("exit");
+    fx.wait(Duration::from_secs(5));
+    let res = prof.finish(Duration::from_secs(10));
+    assert!(res.status.success(), "{res:?}");
+    let p: Profile = serde_json::from_str(&res.stdout).expect("JSON");
+    assert_eq!(p.window.end_reason, "target_exited");
+    assert_eq!(p.totals.threads_seen, 6);
+    // Every thread exited, and each one's time adds up to its life.
+    for t in &p.threads {
+        assert!(t.exited_ns.is_some(), "thread {} ({}) exited", t.tid, t.name);
+        assert_near(
+            &format!("thread {} on+off", t.tid),
+            t.on_cpu_ns + t.off_cpu_ns,
+            t.existed_ns(&p.window),
+            0.02,
+            MS,
+        );
+    }
+    let burner = thread(&p, "burner");
+    assert_near("burner on CPU", burner.on_cpu_ns, 300 * MS, 0.05, 10 * MS);
+}
