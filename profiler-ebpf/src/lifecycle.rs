@@ -60,7 +60,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let parent_tid = pid_tgid as u32;
     let parent_tgid = (pid_tgid >> 32) as u32;
-    if THREADS.get_ptr(&parent_tid).is_none() {
+    if THREADS.get_ptr(parent_tid).is_none() {
         return 0;
     }
     let child = field::<i32>(&ctx, off::TASK_NEWTASK_PID) as u32;
@@ -82,7 +82,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         off_syscall: -1,
         ..ThreadRec::default()
     };
-    if THREADS.insert(&child, &rec, 0).is_err() {
+    if THREADS.insert(child, rec, 0).is_err() {
         bump(counter::LOST_THREADS_FULL);
         return 0;
     }
@@ -103,7 +103,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXIT_PID) as u32;
-    let Some(rec) = THREADS.get_ptr(&tid) else {
+    let Some(rec) = THREADS.get_ptr(tid) else {
         return 0;
     };
     let tgid = unsafe { (*rec).tgid };
@@ -120,7 +120,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn task_rename(ctx: TracePointContext) -> u32 {
     let tid = field::<i32>(&ctx, off::TASK_RENAME_PID) as u32;
-    let Some(rec) = THREADS.get_ptr(&tid) else {
+    let Some(rec) = THREADS.get_ptr(tid) else {
         return 0;
     };
     let tgid = unsafe { (*rec).tgid };
@@ -140,15 +140,15 @@ pub fn task_rename(ctx: TracePointContext) -> u32 {
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXEC_PID) as u32;
     let old_tid = field::<i32>(&ctx, off::SCHED_PROCESS_EXEC_OLD_PID) as u32;
-    let Some(rec) = THREADS.get_ptr(&old_tid) else {
+    let Some(rec) = THREADS.get_ptr(old_tid) else {
         return 0;
     };
     let rec = unsafe { *rec };
     if old_tid != tid {
         // A non-leader thread exec'd and took over the leader's tid: its
         // accounting moves with it.
-        let _ = THREADS.insert(&tid, &rec, 0);
-        let _ = THREADS.remove(&old_tid);
+        let _ = THREADS.insert(tid, rec, 0);
+        let _ = THREADS.remove(old_tid);
     }
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         bump(counter::LOST_RINGBUF);
@@ -180,7 +180,7 @@ pub fn thread_final(tid: u32, rec: &mut ThreadRec, now: u64) {
         hdr: header(event_kind::THREAD_FINAL, tid, tgid, now),
         rec: *rec,
     }) {
-        let _ = THREADS.remove(&tid);
+        let _ = THREADS.remove(tid);
     } else {
         rec.flags |= DEAD;
     }

@@ -29,7 +29,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let mut now = 0;
     // `stopped()` is checked only for traced threads, so that bystanders
     // pay two hash lookups and nothing else.
-    if let Some(rec) = THREADS.get_ptr_mut(&prev) {
+    if let Some(rec) = THREADS.get_ptr_mut(prev) {
         if stopped() {
             return 0;
         }
@@ -40,7 +40,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
         switch_out(prev, unsafe { &mut *rec }, prev_state, now);
         bump(counter::SWITCHES);
     }
-    if let Some(rec) = THREADS.get_ptr_mut(&next) {
+    if let Some(rec) = THREADS.get_ptr_mut(next) {
         if stopped() {
             return 0;
         }
@@ -58,7 +58,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
     let pid = field::<i32>(&ctx, off::SCHED_WAKEUP_PID) as u32;
-    if let Some(rec) = THREADS.get_ptr_mut(&pid) {
+    if let Some(rec) = THREADS.get_ptr_mut(pid) {
         // SAFETY: only the first wakeup of an off-CPU period is stored; a
         // racing second wakeup writes a nearly equal timestamp.
         let rec = unsafe { &mut *rec };

@@ -55,7 +55,7 @@ pub fn current() -> i32 {
 #[inline(always)]
 pub fn account(tid: u32, nr: u32, dt: u64) {
     let key = SyscallKey { tid, nr };
-    match SYSCALLS.get_ptr_mut(&key) {
+    match SYSCALLS.get_ptr_mut(key) {
         Some(s) => {
             // SAFETY: only the CPU switching `tid` in updates its entries.
             let s = unsafe { &mut *s };
@@ -71,7 +71,7 @@ pub fn account(tid: u32, nr: u32, dt: u64) {
                 total_ns: dt,
                 max_ns: dt,
             };
-            if SYSCALLS.insert(&key, &s, 0).is_err() {
+            if SYSCALLS.insert(key, s, 0).is_err() {
                 bump(counter::LOST_SYSCALLS_FULL);
             }
         }

@@ -175,7 +175,9 @@ pub fn record(opts: &Options, stop: &Arc<AtomicBool>, obs: &mut dyn Observer) ->
         });
     };
 
-    let end_ns = k.stop_accounting().context("stopping the kernel programs")?;
+    let end_ns = k
+        .stop_accounting()
+        .context("stopping the kernel programs")?;
     k.detach().context("detaching the kernel programs")?;
     k.drain(|b| match decode::decode(b) {
         Ok(ev) => rec.push(ev),

@@ -20,7 +20,9 @@ use std::{
 pub fn require_root() {
     // SAFETY: trivial syscall.
     if unsafe { libc::geteuid() } != 0 {
-        panic!("this end-to-end test loads eBPF programs and must run as root (use `cargo xtask test` as root)");
+        panic!(
+            "this end-to-end test loads eBPF programs and must run as root (use `cargo xtask test` as root)"
+        );
     }
 }
 
@@ -106,7 +108,10 @@ impl Fixture {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "fixture did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "fixture did not exit within {timeout:?}"
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -175,7 +180,11 @@ impl Profiler {
                 Ok(_) => {}
                 Err(_) => {
                     let _ = self.child.kill();
-                    let err = self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default();
+                    let err = self
+                        .stderr_all
+                        .lock()
+                        .map(|s| s.clone())
+                        .unwrap_or_default();
                     panic!("profiler did not start recording within {timeout:?}; stderr:\n{err}");
                 }
             }
@@ -204,7 +213,11 @@ impl Profiler {
         let stdout = reader.join().unwrap_or_default();
         // Let the stderr thread catch up.
         thread::sleep(Duration::from_millis(50));
-        let stderr = self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default();
+        let stderr = self
+            .stderr_all
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         Output {
             status,
             stdout,
@@ -240,7 +253,10 @@ pub fn proc_switches(pid: u32) -> BTreeMap<u32, (u64, u64)> {
         };
         m.insert(
             tid,
-            (get("voluntary_ctxt_switches:"), get("nonvoluntary_ctxt_switches:")),
+            (
+                get("voluntary_ctxt_switches:"),
+                get("nonvoluntary_ctxt_switches:"),
+            ),
         );
     }
     m

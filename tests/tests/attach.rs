@@ -62,7 +62,11 @@ fn lifecycle_fixture_numbers_are_right() {
     assert_eq!(p.totals.threads_seen, 6, "{:#?}", p.threads);
     assert_eq!(p.totals.threads_created, 2);
     assert_eq!(p.totals.threads_exited, 2);
-    let main = p.threads.iter().find(|t| t.tid == pid).expect("main thread");
+    let main = p
+        .threads
+        .iter()
+        .find(|t| t.tid == pid)
+        .expect("main thread");
     assert_eq!(main.name, "lifecycle");
     for name in ["ephemeral-1", "ephemeral-2"] {
         let e = thread(&p, name);
@@ -70,18 +74,42 @@ fn lifecycle_fixture_numbers_are_right() {
         assert_eq!(e.names, vec!["lifecycle".to_string(), name.to_string()]);
         let (c, x) = (e.created_ns.expect("created"), e.exited_ns.expect("exited"));
         assert_near(&format!("{name} lifetime"), x - c, 50 * MS, 0.1, 10 * MS);
-        assert_near(&format!("{name} sleep"), syscall_total(e, "clock_nanosleep"), 50 * MS, 0.1, 5 * MS);
+        assert_near(
+            &format!("{name} sleep"),
+            syscall_total(e, "clock_nanosleep"),
+            50 * MS,
+            0.1,
+            5 * MS,
+        );
     }
 
     let sleeper = thread(&p, "sleeper");
-    assert_near("sleeper in clock_nanosleep", syscall_total(sleeper, "clock_nanosleep"), 300 * MS, 0.05, 10 * MS);
+    assert_near(
+        "sleeper in clock_nanosleep",
+        syscall_total(sleeper, "clock_nanosleep"),
+        300 * MS,
+        0.05,
+        10 * MS,
+    );
     // Parked in futex or sleeping: interruptible sleep all along but for
     // its few microseconds on CPU and waiting for one.
-    assert_near("sleeper sleeping", sleeper.sleeping_ns, p.window.duration_ns, 0.01, 0);
+    assert_near(
+        "sleeper sleeping",
+        sleeper.sleeping_ns,
+        p.window.duration_ns,
+        0.01,
+        0,
+    );
     assert!(sleeper.blocked_ns == 0, "sleeper never in D state");
 
     let reader = thread(&p, "reader");
-    assert_near("reader in read", syscall_total(reader, "read"), 300 * MS, 0.05, 15 * MS);
+    assert_near(
+        "reader in read",
+        syscall_total(reader, "read"),
+        300 * MS,
+        0.05,
+        15 * MS,
+    );
 
     let burner = thread(&p, "burner");
     assert_near("burner on CPU", burner.on_cpu_ns, 300 * MS, 0.05, 10 * MS);
@@ -101,8 +129,14 @@ fn lifecycle_fixture_numbers_are_right() {
 
     // Context switches match /proc deltas (threads alive throughout).
     for (tid, (v0, i0)) in &before {
-        let Some((v1, i1)) = after.get(tid) else { continue };
-        let t = p.threads.iter().find(|t| t.tid == *tid).expect("thread in profile");
+        let Some((v1, i1)) = after.get(tid) else {
+            continue;
+        };
+        let t = p
+            .threads
+            .iter()
+            .find(|t| t.tid == *tid)
+            .expect("thread in profile");
         assert_eq!(
             (t.voluntary_switches, t.involuntary_switches),
             (v1 - v0, i1 - i0),
@@ -113,18 +147,36 @@ fn lifecycle_fixture_numbers_are_right() {
     }
 
     // The report names the threads and the blocking syscalls.
-    for needle in ["sleeper", "reader", "burner", "ephemeral-1", "clock_nanosleep", "read", "SUMMARY"] {
+    for needle in [
+        "sleeper",
+        "reader",
+        "burner",
+        "ephemeral-1",
+        "clock_nanosleep",
+        "read",
+        "SUMMARY",
+    ] {
         assert!(report.contains(needle), "report lacks {needle}:\n{report}");
     }
     assert!(!report.contains('\x1b'), "no colour in files");
-    assert_eq!(res.stdout, report, "stdout (not a terminal) is the plain report");
+    assert_eq!(
+        res.stdout, report,
+        "stdout (not a terminal) is the plain report"
+    );
 }
 
 #[test]
 fn json_flag_prints_the_profile_with_the_documented_keys() {
     require_root();
     let fx = Fixture::start(LIFECYCLE, &[]);
-    let res = profiler_tests::run_profiler(&["attach", "-p", &fx.pid().to_string(), "-d", "300ms", "--json"]);
+    let res = profiler_tests::run_profiler(&[
+        "attach",
+        "-p",
+        &fx.pid().to_string(),
+        "-d",
+        "300ms",
+        "--json",
+    ]);
     assert!(res.status.success(), "{res:?}");
     let v: Value = serde_json::from_str(&res.stdout).expect("stdout is JSON");
     assert_eq!(v["format"], "profiler/1");
@@ -135,17 +187,33 @@ fn json_flag_prints_the_profile_with_the_documented_keys() {
         assert!(v["window"][k].is_u64(), "window.{k}");
     }
     for k in [
-        "threads_seen", "threads_created", "threads_exited", "on_cpu_ns", "off_cpu_ns",
-        "context_switches", "lost_events",
+        "threads_seen",
+        "threads_created",
+        "threads_exited",
+        "on_cpu_ns",
+        "off_cpu_ns",
+        "context_switches",
+        "lost_events",
     ] {
         assert!(v["totals"][k].is_u64(), "totals.{k}");
     }
     assert_eq!(v["threads"].as_array().map(Vec::len), Some(4));
     let t = &v["threads"][0];
     for k in [
-        "tid", "name", "names", "parent_tid", "created_ns", "exited_ns", "on_cpu_ns",
-        "runnable_ns", "sleeping_ns", "blocked_ns", "off_cpu_ns", "voluntary_switches",
-        "involuntary_switches", "syscalls",
+        "tid",
+        "name",
+        "names",
+        "parent_tid",
+        "created_ns",
+        "exited_ns",
+        "on_cpu_ns",
+        "runnable_ns",
+        "sleeping_ns",
+        "blocked_ns",
+        "off_cpu_ns",
+        "voluntary_switches",
+        "involuntary_switches",
+        "syscalls",
     ] {
         assert!(t.get(k).is_some(), "threads[].{k}");
     }
@@ -158,7 +226,13 @@ fn json_flag_prints_the_profile_with_the_documented_keys() {
         .flat_map(|t| t["syscalls"].as_array().cloned().unwrap_or_default())
         .find(|s| s["name"] == "futex")
         .expect("sleeper parked in futex");
-    assert_near("parked in futex", futex["total_ns"].as_u64().unwrap(), 300 * MS, 0.1, 30 * MS);
+    assert_near(
+        "parked in futex",
+        futex["total_ns"].as_u64().unwrap(),
+        300 * MS,
+        0.1,
+        30 * MS,
+    );
 }
 
 #[test]
@@ -179,7 +253,12 @@ fn target_exiting_mid_recording_is_covered_until_its_exit() {
     assert_eq!(p.totals.threads_seen, 6);
     // Every thread exited, and each one's time adds up to its life.
     for t in &p.threads {
-        assert!(t.exited_ns.is_some(), "thread {} ({}) exited", t.tid, t.name);
+        assert!(
+            t.exited_ns.is_some(),
+            "thread {} ({}) exited",
+            t.tid,
+            t.name
+        );
         assert_near(
             &format!("thread {} on+off", t.tid),
             t.on_cpu_ns + t.off_cpu_ns,

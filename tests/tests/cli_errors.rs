@@ -11,7 +11,11 @@ fn check(args: &[&str], code: i32, needles: &[&str]) {
     let out = run_profiler(args);
     assert_eq!(out.status.code(), Some(code), "profiler {args:?}: {out:?}");
     for n in needles {
-        assert!(out.stderr.contains(n), "profiler {args:?}: stderr lacks {n:?}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(n),
+            "profiler {args:?}: stderr lacks {n:?}:\n{}",
+            out.stderr
+        );
     }
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
@@ -21,7 +25,11 @@ fn bad_pids() {
     check(&["attach", "--pid", "0"], 2, &["invalid --pid 0"]);
     check(&["attach", "--pid", "-7"], 2, &["invalid --pid -7"]);
     check(&["attach", "--pid", "abc"], 2, &["'abc'", "--pid"]);
-    check(&["attach", "--pid", "2147483647"], 3, &["no process with pid 2147483647"]);
+    check(
+        &["attach", "--pid", "2147483647"],
+        3,
+        &["no process with pid 2147483647"],
+    );
     // kthreadd.
     check(&["attach", "--pid", "2"], 3, &["kernel thread"]);
 }
@@ -29,7 +37,11 @@ fn bad_pids() {
 #[test]
 fn bad_durations() {
     for d in ["abc", "0", "-1s", "10x"] {
-        check(&["attach", "--pid", "1", "--duration", d], 2, &["--duration", &format!("'{d}'")]);
+        check(
+            &["attach", "--pid", "1", "--duration", d],
+            2,
+            &["--duration", &format!("'{d}'")],
+        );
     }
 }
 
@@ -40,13 +52,25 @@ fn output_directory_that_cannot_be_created() {
     let file = dir.join("a-file");
     std::fs::write(&file, b"x").unwrap();
     check(
-        &["attach", "--pid", &fx.pid().to_string(), "--output", file.to_str().unwrap()],
+        &[
+            "attach",
+            "--pid",
+            &fx.pid().to_string(),
+            "--output",
+            file.to_str().unwrap(),
+        ],
         6,
         &["output directory", "not a directory"],
     );
     let nested = file.join("sub");
     check(
-        &["attach", "--pid", &fx.pid().to_string(), "--output", nested.to_str().unwrap()],
+        &[
+            "attach",
+            "--pid",
+            &fx.pid().to_string(),
+            "--output",
+            nested.to_str().unwrap(),
+        ],
         6,
         &["output directory", "cannot create"],
     );

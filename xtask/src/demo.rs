@@ -12,7 +12,15 @@ use anyhow::{Context, Result, bail};
 use crate::util::{cargo, is_root, root, sh};
 
 pub fn run_demo() -> Result<()> {
-    sh(cargo().args(["build", "--release", "-p", "profiler", "-p", "profiler-tests", "--bins"]))?;
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "profiler",
+        "-p",
+        "profiler-tests",
+        "--bins",
+    ]))?;
     let bin = root().join("target/release");
     let mut target = Command::new(bin.join("lifecycle"))
         .stdin(Stdio::piped())
@@ -33,9 +41,16 @@ pub fn run_demo() -> Result<()> {
         c.arg(bin.join("profiler"));
         c
     };
-    cmd.args(["attach", "--pid", &target.id().to_string(), "--duration", "2s", "--output"])
-        .arg(&out)
-        .stderr(Stdio::piped());
+    cmd.args([
+        "attach",
+        "--pid",
+        &target.id().to_string(),
+        "--duration",
+        "2s",
+        "--output",
+    ])
+    .arg(&out)
+    .stderr(Stdio::piped());
     let mut prof = cmd.spawn().context("starting profiler")?;
     // Start the work once the profiler records.
     let mut err = BufReader::new(prof.stderr.take().context("profiler stderr")?).lines();

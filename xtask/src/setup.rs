@@ -36,13 +36,24 @@ fn ensure_nightly() -> Result<()> {
         .context("rustup not found: install Rust with rustup (https://rustup.rs)")?;
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         sh(Command::new("rustup").args([
-            "toolchain", "install", "nightly", "--profile", "minimal", "--component", "rust-src",
-            "--component", "clippy",
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+            "--component",
+            "clippy",
         ]))
         .context("installing the nightly toolchain (needed to build the eBPF programs)")?;
     }
     let installed = stdout_of(Command::new("rustup").args([
-        "component", "list", "--toolchain", "nightly", "--installed",
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
     ]))
     .unwrap_or_default();
     for comp in ["rust-src", "clippy"] {
@@ -110,7 +121,9 @@ fn ensure_bpf_linker() -> Result<()> {
         std::os::unix::fs::symlink(&libllvm, &link)
             .with_context(|| format!("linking {} -> {}", link.display(), libllvm.display()))?;
     }
-    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {major} (one time, ~2 min)");
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {major} (one time, ~2 min)"
+    );
     sh(Command::new("cargo")
         .args([
             "install",

@@ -14,26 +14,48 @@ fn lint() -> Result<()> {
     let mut c = Command::new("cargo");
     c.current_dir(crate::util::root())
         .args([
-            "+nightly", "clippy", "-p", "profiler-ebpf", "--release", "--target",
-            "bpfel-unknown-none", "-Z", "build-std=core", "--bins", "--", "-D", "warnings",
+            "+nightly",
+            "clippy",
+            "-p",
+            "profiler-ebpf",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--bins",
+            "--",
+            "-D",
+            "warnings",
         ])
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
             "--cfg=bpf_target_arch=\"x86_64\"\u{1f}-Cdebuginfo=2\u{1f}-Clink-arg=--btf",
         )
-        .env("CARGO_TARGET_DIR", crate::util::root().join("target/ebpf-clippy"));
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::util::root().join("target/ebpf-clippy"),
+        );
     sh(&mut c)
 }
 
 pub fn run_tests(lints: bool, extra: &[String]) -> Result<()> {
     if !is_root() {
-        bail!("the end-to-end tests load eBPF programs: run `cargo xtask test` as root (e.g. with sudo -E)");
+        bail!(
+            "the end-to-end tests load eBPF programs: run `cargo xtask test` as root (e.g. with sudo -E)"
+        );
     }
     if lints {
         lint()?;
     }
     // Builds every binary the end-to-end tests run (profiler, fixtures).
-    sh(cargo().args(["build", "--workspace", "--exclude", "profiler-ebpf", "--bins"]))?;
+    sh(cargo().args([
+        "build",
+        "--workspace",
+        "--exclude",
+        "profiler-ebpf",
+        "--bins",
+    ]))?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "profiler-ebpf"]);
     if !extra.is_empty() {

@@ -149,7 +149,7 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
     let _ = writeln!(w, "\n{}", st.bold("THREADS"));
     let _ = writeln!(
         w,
-        "  {:>7}  {:<16} {:<24} {:>9} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}  {}",
+        "  {:>7}  {:<16} {:<24} {:>9} {:>6} {:>9} {:>9} {:>9} {:>7} {:>7}  TOP BLOCKING SYSCALL",
         "TID",
         "NAME",
         "LIFETIME",
@@ -160,7 +160,6 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         "BLOCKED",
         "VCSW",
         "ICSW",
-        "TOP BLOCKING SYSCALL"
     );
     for t in &threads[..shown] {
         let existed = t.existed_ns(&p.window);
