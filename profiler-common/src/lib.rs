@@ -146,6 +146,54 @@ pub struct ThreadRec {
     /// Context switches counted as `/proc/<pid>/status` counts them.
     pub voluntary: u64,
     pub involuntary: u64,
+    /// Stacks of the current off-CPU period (ids in `STACKS`, -1 = none).
+    pub off_ustack: i32,
+    pub off_kstack: i32,
+    /// User registers and syscall at the last stack capture: a thread that
+    /// goes off CPU again at the same place (same ip, sp, bp and syscall)
+    /// has the same stacks, so they are reused instead of walked again.
+    pub cache_ip: u64,
+    pub cache_sp: u64,
+    pub cache_bp: u64,
+    pub cache_nr: i32,
+    /// Reuses since the last capture; a capture is forced every
+    /// [`STACK_CACHE_MAX_AGE`] reuses.
+    pub cache_age: u32,
+}
+
+/// Reuses of cached off-CPU stacks before they are walked again.
+pub const STACK_CACHE_MAX_AGE: u32 = 64;
+
+/// Key of the on-CPU sample counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OnCpuKey {
+    pub tid: u32,
+    pub ustack: i32,
+    pub kstack: i32,
+    pub _pad: u32,
+}
+
+/// Key of the off-CPU time aggregation: where and why a thread waited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OffCpuKey {
+    pub tid: u32,
+    /// [`reason`].
+    pub reason: u32,
+    /// Syscall number, -1 when not in one.
+    pub syscall: i32,
+    pub ustack: i32,
+    pub kstack: i32,
+    pub _pad: u32,
+}
+
+/// Off-CPU time for one [`OffCpuKey`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffCpuVal {
+    pub total_ns: u64,
+    pub count: u64,
 }
 
 /// Key of the per-thread blocking-syscall map.
@@ -176,6 +224,10 @@ pub struct Config {
     /// Set by userspace to end the window: switches are no longer
     /// accounted from then on (detaching takes tens of ms).
     pub stopped: u32,
+    /// Capture stacks (off-CPU at switch-out, creation stacks); on-CPU
+    /// sampling is attached only when enabled.
+    pub stacks: u32,
+    pub _pad: u32,
 }
 
 /// Indices of the per-CPU `COUNTERS` array.
@@ -192,7 +244,17 @@ pub mod counter {
     pub const WAKEUPS: u32 = 4;
     /// Ring-buffer records written.
     pub const RECORDS: u32 = 5;
-    pub const COUNT: u32 = 8;
+    /// Stacks that could not be stored (stack map full or hash collision).
+    pub const LOST_STACKS: u32 = 6;
+    /// On-CPU samples of traced threads taken.
+    pub const SAMPLES: u32 = 7;
+    /// On-CPU samples dropped (sample map full).
+    pub const LOST_SAMPLES: u32 = 8;
+    /// Off-CPU periods not aggregated by stack (off-CPU map full).
+    pub const LOST_OFFCPU: u32 = 9;
+    /// Off-CPU stack captures saved by the per-thread cache.
+    pub const STACK_CACHE_HITS: u32 = 10;
+    pub const COUNT: u32 = 12;
 }
 
 /// Kind of a ring-buffer record ([`EventHeader::kind`]).
@@ -228,6 +290,9 @@ pub struct TaskNewEvent {
     pub parent_tgid: u32,
     pub clone_flags: u64,
     pub comm: [u8; TASK_COMM_LEN],
+    /// User stack of the creating thread (id in `STACKS`, -1 = none).
+    pub stack: i32,
+    pub _pad: u32,
 }
 
 /// A traced thread entered `do_exit`.
@@ -277,4 +342,7 @@ mod pod {
     unsafe impl aya::Pod for SyscallKey {}
     unsafe impl aya::Pod for SyscallStat {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for OnCpuKey {}
+    unsafe impl aya::Pod for OffCpuKey {}
+    unsafe impl aya::Pod for OffCpuVal {}
 }

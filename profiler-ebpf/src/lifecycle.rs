@@ -20,7 +20,8 @@ use profiler_common::{
 };
 
 use crate::{
-    maps::{EVENTS, THREADS, bump, follow_children},
+    maps::{EVENTS, THREADS, bump, follow_children, stacks_enabled},
+    stacks::stack_id,
     tp::field,
 };
 
@@ -80,6 +81,8 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         last_ts: now,
         off_reason: reason::RUNNABLE,
         off_syscall: -1,
+        off_ustack: -1,
+        off_kstack: -1,
         ..ThreadRec::default()
     };
     if THREADS.insert(child, rec, 0).is_err() {
@@ -95,6 +98,12 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         parent_tgid,
         clone_flags,
         comm,
+        stack: if stacks_enabled() {
+            stack_id(&ctx, true)
+        } else {
+            -1
+        },
+        _pad: 0,
     });
     0
 }

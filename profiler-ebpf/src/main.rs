@@ -5,13 +5,19 @@
 //! - [`lifecycle`]: thread creation, exit, rename and exec, streamed.
 //! - [`syscall`]: which syscall a thread is blocked in, from its saved
 //!   user registers (no sys_enter/sys_exit hooks).
+//! - [`regs`]: those saved user registers.
+//! - [`stacks`]: stack capture, with the per-thread off-CPU stack cache.
+//! - [`oncpu`]: on-CPU sampling (perf `cpu-clock`).
 //! - [`tp`]: reading tracepoint fields.
 #![no_std]
 #![no_main]
 
 mod lifecycle;
 mod maps;
+mod oncpu;
+mod regs;
 mod sched;
+mod stacks;
 mod syscall;
 mod tp;
 

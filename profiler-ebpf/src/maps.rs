@@ -2,9 +2,9 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use profiler_common::{Config, SyscallKey, SyscallStat, ThreadRec};
+use profiler_common::{Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, ThreadRec};
 
 /// Traced threads (key: tid). Doubles as the in-kernel filter. Userspace may
 /// resize it before load.
@@ -14,6 +14,19 @@ pub static THREADS: HashMap<u32, ThreadRec> = HashMap::with_max_entries(32768, 0
 /// Off-CPU time per (thread, syscall) for threads that blocked in a syscall.
 #[map]
 pub static SYSCALLS: HashMap<SyscallKey, SyscallStat> = HashMap::with_max_entries(65536, 0);
+
+/// Stacks (user and kernel), deduplicated by the kernel; ids are stored in
+/// the maps below and in records.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+
+/// On-CPU samples per (thread, stacks).
+#[map]
+pub static ONCPU: HashMap<OnCpuKey, u64> = HashMap::with_max_entries(65536, 0);
+
+/// Off-CPU time per (thread, reason, syscall, stacks).
+#[map]
+pub static OFFCPU: HashMap<OffCpuKey, OffCpuVal> = HashMap::with_max_entries(65536, 0);
 
 /// Lifecycle records for userspace, in order.
 #[map]
@@ -47,4 +60,10 @@ pub fn follow_children() -> bool {
 #[inline(always)]
 pub fn stopped() -> bool {
     CONFIG.get(0).is_some_and(|c| c.stopped != 0)
+}
+
+/// Whether stacks are captured.
+#[inline(always)]
+pub fn stacks_enabled() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.stacks != 0)
 }

@@ -10,15 +10,15 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
 use profiler_common::{
-    ThreadRec, counter, reason, state,
+    OffCpuKey, OffCpuVal, ThreadRec, counter, reason, state,
     thread_flags::{OFF_CPU, ON_CPU},
     tp as off,
 };
 
 use crate::{
     lifecycle,
-    maps::{THREADS, bump, stopped},
-    syscall,
+    maps::{OFFCPU, THREADS, bump, stopped},
+    regs, stacks, syscall,
     tp::field,
 };
 
@@ -37,7 +37,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
         let prev_state = field::<i64>(&ctx, off::SCHED_SWITCH_PREV_STATE) as u64;
         // SAFETY: a thread switches out on one CPU at a time; its entry is
         // only written by the CPU switching it.
-        switch_out(prev, unsafe { &mut *rec }, prev_state, now);
+        switch_out(&ctx, prev, unsafe { &mut *rec }, prev_state, now);
         bump(counter::SWITCHES);
     }
     if let Some(rec) = THREADS.get_ptr_mut(next) {
@@ -71,7 +71,7 @@ pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn switch_out(tid: u32, rec: &mut ThreadRec, prev_state: u64, now: u64) {
+fn switch_out(ctx: &TracePointContext, tid: u32, rec: &mut ThreadRec, prev_state: u64, now: u64) {
     // `last_ts` is the switch-in time, or, for a thread that was running
     // when recording started (seeded off-CPU at the window start and never
     // seen switching in), the window start: either way the thread was on
@@ -99,11 +99,12 @@ fn switch_out(tid: u32, rec: &mut ThreadRec, prev_state: u64, now: u64) {
     } else {
         reason::SLEEPING
     };
-    rec.off_syscall = if why == reason::SLEEPING || why == reason::BLOCKED {
-        syscall::current()
-    } else {
-        -1
+    let regs = regs::current();
+    rec.off_syscall = match (&regs, why) {
+        (Some(r), reason::SLEEPING | reason::BLOCKED) => syscall::from_regs(r),
+        _ => -1,
     };
+    stacks::off_cpu(ctx, rec, &regs, rec.off_syscall);
     rec.off_reason = why;
     rec.flags = (rec.flags & !ON_CPU) | OFF_CPU;
     rec.last_ts = now;
@@ -136,8 +137,41 @@ fn switch_in(tid: u32, rec: &mut ThreadRec, now: u64) {
         if rec.off_syscall >= 0 {
             syscall::account(tid, rec.off_syscall as u32, off);
         }
+        if rec.off_ustack >= 0 || rec.off_kstack >= 0 {
+            account_stack(tid, rec, off);
+        }
     }
     rec.flags = (rec.flags & !OFF_CPU) | ON_CPU;
     rec.last_ts = now;
     rec.wake_ts = 0;
+}
+
+/// Adds an off-CPU period to the per-stack aggregation.
+#[inline(always)]
+fn account_stack(tid: u32, rec: &ThreadRec, off: u64) {
+    let key = OffCpuKey {
+        tid,
+        reason: rec.off_reason,
+        syscall: rec.off_syscall,
+        ustack: rec.off_ustack,
+        kstack: rec.off_kstack,
+        _pad: 0,
+    };
+    match OFFCPU.get_ptr_mut(key) {
+        Some(v) => {
+            // SAFETY: only the CPU switching `tid` in updates its keys.
+            let v = unsafe { &mut *v };
+            v.total_ns += off;
+            v.count += 1;
+        }
+        None => {
+            let v = OffCpuVal {
+                total_ns: off,
+                count: 1,
+            };
+            if OFFCPU.insert(key, v, 0).is_err() {
+                bump(counter::LOST_OFFCPU);
+            }
+        }
+    }
 }

@@ -11,43 +11,22 @@
 //! a user buffer) keeps the syscall's registers at the top of the stack, so
 //! it is still attributed to that syscall, which is what a user expects.
 
-use aya_ebpf::helpers::{
-    bpf_probe_read_kernel,
-    generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
-};
 use profiler_common::{MAX_SYSCALL_NR, SyscallKey, SyscallStat, counter};
 
-use crate::maps::{SYSCALLS, bump};
+use crate::{
+    maps::{SYSCALLS, bump},
+    regs::UserRegs,
+};
 
-/// `struct pt_regs` slots (u64 each) on x86_64.
-const PT_REGS_AX: usize = 10;
-const PT_REGS_ORIG_AX: usize = 15;
 const ENOSYS: i64 = 38;
 
-/// The syscall number the current thread is blocked in, or -1.
+/// The syscall number the thread with saved registers `r` is in, or -1.
 #[inline(always)]
-pub fn current() -> i32 {
-    if !cfg!(bpf_target_arch = "x86_64") {
-        return -1;
-    }
-    // SAFETY: helpers on the current task; reads go through
-    // bpf_probe_read_kernel, which cannot fault.
-    unsafe {
-        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u64;
-        if regs.is_null() {
-            return -1;
-        }
-        let Ok(orig_ax) = bpf_probe_read_kernel(regs.add(PT_REGS_ORIG_AX)) else {
-            return -1;
-        };
-        let Ok(ax) = bpf_probe_read_kernel::<u64>(regs.add(PT_REGS_AX)) else {
-            return -1;
-        };
-        if ax as i64 == -ENOSYS && orig_ax < MAX_SYSCALL_NR {
-            orig_ax as i32
-        } else {
-            -1
-        }
+pub fn from_regs(r: &UserRegs) -> i32 {
+    if r.ax as i64 == -ENOSYS && r.orig_ax < MAX_SYSCALL_NR {
+        r.orig_ax as i32
+    } else {
+        -1
     }
 }
 

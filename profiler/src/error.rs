@@ -23,6 +23,9 @@ pub enum Error {
     KernelFeature(String),
     #[error("output directory {path}: {reason}")]
     Output { path: PathBuf, reason: String },
+    /// `record`: the command could not be started.
+    #[error("{0}")]
+    Command(String),
 }
 
 impl Error {
@@ -37,6 +40,7 @@ impl Error {
             Error::Privilege(_) => exit::PRIVILEGE,
             Error::KernelFeature(_) => exit::KERNEL,
             Error::Output { .. } => exit::OUTPUT,
+            Error::Command(_) => exit::COMMAND,
         }
     }
 }
@@ -56,4 +60,6 @@ pub mod exit {
     pub const KERNEL: i32 = 5;
     /// The output directory cannot be created or written.
     pub const OUTPUT: i32 = 6;
+    /// `record`: the command could not be run (as a shell says).
+    pub const COMMAND: i32 = 127;
 }

@@ -16,6 +16,8 @@ pub mod preflight;
 pub mod profile;
 pub mod render;
 pub mod session;
+pub mod spawn;
+pub mod symbolize;
 pub mod syscalls;
 pub mod target;
 pub mod units;

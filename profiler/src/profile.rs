@@ -22,6 +22,94 @@ pub struct Profile {
     /// exec(2) calls of traced processes during the recording.
     #[serde(default)]
     pub execs: Vec<Exec>,
+    /// `profiler record`: the command and how it ended.
+    #[serde(default)]
+    pub command: Option<Command>,
+    /// Stack sampling settings and counts.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Every distinct frame; stacks refer to them by index.
+    #[serde(default)]
+    pub frames: Vec<Frame>,
+    /// Every distinct stack: frame indices, root first (user frames, then
+    /// kernel frames).
+    #[serde(default)]
+    pub stacks: Vec<Vec<u32>>,
+    /// On-CPU samples per thread and stack.
+    #[serde(default)]
+    pub oncpu: Vec<OnCpu>,
+    /// Off-CPU time per thread, stack, reason and syscall.
+    #[serde(default)]
+    pub offcpu: Vec<OffCpu>,
+}
+
+pub use crate::symbolize::Frame;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// Exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Signal that killed it, when one did.
+    pub signal: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Stacks were captured (false with `--no-stacks`).
+    pub stacks: bool,
+    /// On-CPU sampling frequency in Hz (0 = no on-CPU sampling).
+    pub freq_hz: u64,
+    /// On-CPU samples of traced threads.
+    pub samples: u64,
+    /// Off-CPU stack walks saved by the per-thread stack cache.
+    #[serde(default)]
+    pub stack_cache_hits: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnCpu {
+    pub tid: u32,
+    /// Index into `stacks`.
+    pub stack: u32,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffCpu {
+    pub tid: u32,
+    /// Index into `stacks`.
+    pub stack: u32,
+    /// `runnable`, `sleeping`, `blocked` or `stopped`.
+    pub reason: String,
+    /// The syscall it was in, if any.
+    pub syscall: Option<String>,
+    pub total_ns: u64,
+    pub count: u64,
+}
+
+impl Profile {
+    /// The frames of stack `i`, root first (empty if out of range).
+    pub fn stack_frames(&self, i: u32) -> Vec<&Frame> {
+        self.stacks
+            .get(i as usize)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|&f| self.frames.get(f as usize))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Thread name by tid (the last incarnation's).
+    pub fn thread_name(&self, tid: u32) -> &str {
+        self.threads
+            .iter()
+            .rev()
+            .find(|t| t.tid == tid)
+            .map(|t| t.name.as_str())
+            .unwrap_or("?")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,11 +177,25 @@ pub struct Lost {
     pub threads_map_full: u64,
     /// Blocking-syscall statistics dropped because their map was full.
     pub syscalls_map_full: u64,
+    /// Stacks that could not be stored (stack map full or collision).
+    #[serde(default)]
+    pub stacks: u64,
+    /// On-CPU samples dropped (sample map full).
+    #[serde(default)]
+    pub samples: u64,
+    /// Off-CPU periods not aggregated by stack (map full).
+    #[serde(default)]
+    pub offcpu: u64,
 }
 
 impl Lost {
     pub fn total(&self) -> u64 {
-        self.ringbuf_full + self.threads_map_full + self.syscalls_map_full
+        self.ringbuf_full
+            + self.threads_map_full
+            + self.syscalls_map_full
+            + self.stacks
+            + self.samples
+            + self.offcpu
     }
 }
 
@@ -133,6 +235,9 @@ pub struct Thread {
     /// False when some of its records were lost: its numbers are partial.
     #[serde(default = "yes")]
     pub complete: bool,
+    /// User stack of the thread that created it (index into `stacks`).
+    #[serde(default)]
+    pub creation_stack: Option<u32>,
 }
 
 fn yes() -> bool {

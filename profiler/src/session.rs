@@ -1,7 +1,7 @@
-//! One recording of a live process: preflight, load, seed the threads that
-//! exist, collect records until the duration passes, a signal arrives or
-//! the target exits, then read the kernel's state back and build the
-//! profile.
+//! One recording: preflight, load, seed the threads that exist (attach) or
+//! start the command traced from its first instruction (record), collect
+//! records until the duration passes, a signal arrives or the target exits,
+//! then read the kernel's state back, symbolize, and build the profile.
 
 use std::{
     collections::HashSet,
@@ -16,17 +16,19 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
+    error::Error,
     kernel::{self, Kernel, decode},
-    model::{InitialThread, Recorder, StopState, TargetInfo},
+    model::{Event, InitialThread, Recorder, StopState, TargetInfo},
     preflight,
-    profile::Profile,
+    profile::{self, Profile},
+    spawn::{Child, ExitInfo},
+    symbolize::Symbolizer,
     target::{self, Process},
 };
 
-/// What to record.
+/// How to record.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub pid: i64,
     /// `None`: until a signal or the target's exit.
     pub duration: Option<Duration>,
     pub kernel: kernel::Options,
@@ -42,8 +44,8 @@ pub struct Progress {
 
 /// Hooks a caller can observe the recording through.
 pub trait Observer {
-    /// Programs are attached and the threads seeded: recording is live.
-    fn started(&mut self, _target: &Process, _threads: usize) {}
+    /// Programs are attached and the target traced: recording is live.
+    fn started(&mut self, _pid: u32, _comm: &str, _threads: usize) {}
     /// Called a few times a second.
     fn progress(&mut self, _p: Progress) {}
 }
@@ -59,34 +61,41 @@ fn pidfd(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// Seeds every thread of `pid` not yet traced, until a pass finds none
 /// (threads created meanwhile by threads not yet seeded are caught by the
 /// next pass; those created by seeded threads are traced by the kernel).
 fn seed_threads(
     k: &mut Kernel,
-    proc: &Process,
+    pid: u32,
     start_ns: u64,
     seen: &mut HashSet<u32>,
 ) -> Result<Vec<InitialThread>> {
     let mut initial = Vec::new();
     for _pass in 0..8 {
         let mut new = 0;
-        for tid in target::tids(proc.pid) {
+        for tid in target::tids(pid) {
             if !seen.insert(tid) {
                 continue;
             }
             new += 1;
-            let Some(snap) = target::snapshot(proc.pid, tid) else {
+            let Some(snap) = target::snapshot(pid, tid) else {
                 continue; // exited meanwhile
             };
             if matches!(snap.state, 'Z' | 'X') {
                 continue; // a dead thread never runs again
             }
-            let rec = kernel::seed_record(proc.pid, start_ns, snap.state, snap.syscall);
+            let rec = kernel::seed_record(pid, start_ns, snap.state, snap.syscall);
             if k.seed(tid, rec)? {
                 initial.push(InitialThread {
                     tid,
-                    tgid: proc.pid,
+                    tgid: pid,
                     comm: snap.comm,
                 });
             }
@@ -98,24 +107,176 @@ fn seed_threads(
     Ok(initial)
 }
 
-/// Records `opts.pid` until the duration passes, `stop` is set, or the
-/// target exits.
-pub fn record(opts: &Options, stop: &Arc<AtomicBool>, obs: &mut dyn Observer) -> Result<Profile> {
-    let process = target::inspect(opts.pid)?;
+/// A live recording: kernel side, accumulated records, symbolization data.
+struct Recording {
+    k: Kernel,
+    rec: Recorder,
+    sym: Symbolizer,
+    pids: HashSet<u32>,
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    began: Instant,
+    last_capture: Instant,
+    records: u64,
+    undecodable: u64,
+}
+
+impl Recording {
+    fn new(k: Kernel, rec: Recorder, pid: u32, start_ns: u64) -> Self {
+        let mut sym = Symbolizer::new();
+        // What symbolization needs, captured while the target lives.
+        sym.capture(pid);
+        // The window starts at `start_ns`: measure the duration from there.
+        let since = Duration::from_nanos(kernel::monotonic_ns().saturating_sub(start_ns));
+        Recording {
+            k,
+            rec,
+            sym,
+            pids: HashSet::from([pid]),
+            pid,
+            pidfd: pidfd(pid),
+            began: Instant::now() - since,
+            last_capture: Instant::now(),
+            records: 0,
+            undecodable: 0,
+        }
+    }
+
+    /// Waits up to `wait` for records or the target's exit, then drains.
+    fn poll(&mut self, wait: Duration) {
+        let mut fds = vec![libc::pollfd {
+            fd: self.k.ring_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(fd) = &self.pidfd {
+            fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: valid pollfd array; EINTR (a signal) just returns early.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        let mut fresh: Vec<u32> = Vec::new();
+        let (rec, records, undecodable) = (&mut self.rec, &mut self.records, &mut self.undecodable);
+        self.k.drain(|b| match decode::decode(b) {
+            Ok(ev) => {
+                *records += 1;
+                match &ev {
+                    Event::Exec { tid, .. } => fresh.push(*tid),
+                    Event::New {
+                        tgid,
+                        process: true,
+                        ..
+                    } => fresh.push(*tgid),
+                    _ => {}
+                }
+                rec.push(ev);
+            }
+            Err(_) => *undecodable += 1,
+        });
+        for pid in fresh {
+            self.sym.capture(pid);
+            self.pids.insert(pid);
+        }
+        // Libraries mapped after exec (ld.so) or by dlopen: look again
+        // often at first, then every 2 s (unchanged maps are skipped).
+        let every = if self.began.elapsed() < Duration::from_secs(2) {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_secs(2)
+        };
+        if self.last_capture.elapsed() >= every {
+            self.last_capture = Instant::now();
+            for &pid in &self.pids {
+                self.sym.capture(pid);
+            }
+        }
+    }
+
+    /// Whether the target process has exited.
+    fn target_exited(&self) -> bool {
+        match &self.pidfd {
+            Some(fd) => {
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, no wait.
+                unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
+            }
+            None => !std::path::Path::new(&format!("/proc/{}", self.pid)).exists(),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            elapsed: self.began.elapsed(),
+            records: self.records,
+            threads: self.rec.threads_known() as u64,
+        }
+    }
+
+    /// Ends the window, reads everything back and builds the profile.
+    fn finish(mut self, end_reason: &str) -> Result<Profile> {
+        let end_ns = self
+            .k
+            .stop_accounting()
+            .context("stopping the kernel programs")?;
+        // Late dlopen()s: capture again while the processes may still live.
+        for &pid in &self.pids {
+            self.sym.capture(pid);
+        }
+        self.k.detach().context("detaching the kernel programs")?;
+        self.drain();
+        let mut lost = self.k.lost()?;
+        lost.ringbuf_full += self.undecodable;
+        let stop_state = StopState {
+            end_ns,
+            end_reason: end_reason.to_string(),
+            live: self.k.live_threads()?,
+            syscalls: self.k.syscalls()?,
+            lost,
+            stacks: self.k.stack_data()?,
+        };
+        Ok(self.rec.finish(stop_state, &mut self.sym))
+    }
+}
+
+fn wait_step(opts: &Options, elapsed: Duration) -> Duration {
+    opts.duration
+        .map(|d| d.saturating_sub(elapsed))
+        .unwrap_or(Duration::MAX)
+        .min(Duration::from_millis(200))
+}
+
+/// Records running process `pid` until the duration passes, `stop` is set,
+/// or the target exits.
+pub fn attach(
+    pid: i64,
+    opts: &Options,
+    stop: &Arc<AtomicBool>,
+    obs: &mut dyn Observer,
+) -> Result<Profile> {
+    let process: Process = target::inspect(pid)?;
     preflight::check_all()?;
     let mut k = Kernel::load(&opts.kernel)?;
 
     let start_ns = kernel::monotonic_ns();
-    let start_unix_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let start_unix_ns = unix_now_ns();
     let mut seen = HashSet::new();
-    let initial = seed_threads(&mut k, &process, start_ns, &mut seen)?;
+    let initial = seed_threads(&mut k, process.pid, start_ns, &mut seen)?;
     if initial.is_empty() && !target::alive(process.pid, process.start_ticks) {
-        return Err(crate::error::Error::NoSuchPid(opts.pid).into());
+        return Err(Error::NoSuchPid(pid).into());
     }
-    let mut rec = Recorder::new(
+    let rec = Recorder::new(
         TargetInfo {
             pid: process.pid,
             comm: process.comm.clone(),
@@ -127,95 +288,140 @@ pub fn record(opts: &Options, stop: &Arc<AtomicBool>, obs: &mut dyn Observer) ->
         start_unix_ns,
         initial,
     );
-    obs.started(&process, seen.len());
+    let mut r = Recording::new(k, rec, process.pid, start_ns);
+    obs.started(process.pid, &process.comm, seen.len());
 
-    let pidfd = pidfd(process.pid);
-    // The window starts at `start_ns`, before seeding: measure the
-    // duration from there.
-    let seeded_after = Duration::from_nanos(kernel::monotonic_ns().saturating_sub(start_ns));
-    let began = Instant::now() - seeded_after;
-    let mut undecodable = 0u64;
-    let mut records = 0u64;
     let end_reason = loop {
-        let elapsed = began.elapsed();
+        let elapsed = r.began.elapsed();
         if stop.load(Ordering::Relaxed) {
             break "signal";
         }
         if opts.duration.is_some_and(|d| elapsed >= d) {
             break "duration";
         }
-        let exited = match &pidfd {
-            Some(fd) => poll_readable(fd.as_raw_fd(), 0),
-            None => !target::alive(process.pid, process.start_ticks),
-        };
-        if exited {
+        if r.target_exited() {
             break "target_exited";
         }
-        let wait = opts
-            .duration
-            .map(|d| d.saturating_sub(elapsed))
-            .unwrap_or(Duration::MAX)
-            .min(Duration::from_millis(200));
-        let mut fds = vec![k.ring_fd()];
-        if let Some(fd) = &pidfd {
-            fds.push(fd.as_raw_fd());
+        r.poll(wait_step(opts, elapsed));
+        obs.progress(r.progress());
+    };
+    r.finish(end_reason)
+}
+
+/// The result of `profiler record`.
+#[derive(Debug)]
+pub struct Recorded {
+    pub profile: Profile,
+    /// How the command ended (`None` if it was still running when the
+    /// duration passed and had to be killed... or could not be reaped).
+    pub exit: Option<ExitInfo>,
+}
+
+/// Runs `argv` traced from its first instruction until it exits (or the
+/// duration passes: then it is stopped), following its threads and, with
+/// `opts.kernel.follow_children`, its child processes.
+pub fn record(
+    argv: &[String],
+    opts: &Options,
+    stop: &Arc<AtomicBool>,
+    obs: &mut dyn Observer,
+) -> Result<Recorded> {
+    preflight::check_all()?;
+    let mut k = Kernel::load(&opts.kernel)?;
+    let mut child = Child::fork_waiting(argv)?;
+    let start_ns = kernel::monotonic_ns();
+    let start_unix_ns = unix_now_ns();
+    // The child is blocked reading the go pipe: sleeping, in read(2).
+    k.seed(
+        child.pid,
+        kernel::seed_record(child.pid, start_ns, 'S', Some(0)),
+    )?;
+    let comm = std::path::Path::new(&argv[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect::<String>())
+        .unwrap_or_default();
+    let rec = Recorder::new(
+        TargetInfo {
+            pid: child.pid,
+            comm: comm.clone(),
+            exe: String::new(),
+            cmdline: argv.to_vec(),
+            start_ticks: target::inspect(i64::from(child.pid))
+                .map(|p| p.start_ticks)
+                .unwrap_or(0),
+        },
+        start_ns,
+        start_unix_ns,
+        [InitialThread {
+            tid: child.pid,
+            tgid: child.pid,
+            comm: "profiler".into(),
+        }],
+    );
+    let mut r = Recording::new(k, rec, child.pid, start_ns);
+    obs.started(child.pid, &comm, 1);
+    child.release()?;
+
+    let mut interrupted_at: Option<Instant> = None;
+    let end_reason = loop {
+        let elapsed = r.began.elapsed();
+        if child.try_wait().is_some() {
+            break "target_exited";
         }
-        poll_any(&fds, wait);
-        k.drain(|b| match decode::decode(b) {
-            Ok(ev) => {
-                records += 1;
-                rec.push(ev);
+        if stop.load(Ordering::Relaxed) {
+            // Stop the command and keep recording until it is gone.
+            match interrupted_at {
+                None => {
+                    child.signal(libc::SIGINT);
+                    interrupted_at = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() > Duration::from_secs(5) => {
+                    child.signal(libc::SIGKILL);
+                    child.wait();
+                    break "signal";
+                }
+                Some(_) => {}
             }
-            Err(_) => undecodable += 1,
-        });
-        obs.progress(Progress {
-            elapsed: began.elapsed(),
-            records,
-            threads: rec.threads_known() as u64,
-        });
+        }
+        if opts.duration.is_some_and(|d| elapsed >= d) {
+            break "duration";
+        }
+        r.poll(wait_step(opts, elapsed).min(Duration::from_millis(50)));
+        obs.progress(r.progress());
     };
-
-    let end_ns = k
-        .stop_accounting()
-        .context("stopping the kernel programs")?;
-    k.detach().context("detaching the kernel programs")?;
-    k.drain(|b| match decode::decode(b) {
-        Ok(ev) => rec.push(ev),
-        Err(_) => undecodable += 1,
+    let end_reason = if interrupted_at.is_some() {
+        "signal"
+    } else {
+        end_reason
+    };
+    let mut profile = r.finish(end_reason)?;
+    if end_reason == "duration" {
+        child.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while child.try_wait().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().is_none() {
+            child.signal(libc::SIGKILL);
+        }
+    }
+    let exit = child.wait();
+    if let Some(e) = profile.execs.iter().find(|e| e.pid == child.pid) {
+        profile.target.exe = e.filename.clone();
+    }
+    if let Some(t) = profile.threads.iter().find(|t| t.tid == child.pid) {
+        profile.target.comm = t.name.clone();
+    }
+    profile.command = Some(profile::Command {
+        argv: argv.to_vec(),
+        exit_code: match exit {
+            Some(ExitInfo::Code(c)) => Some(c),
+            _ => None,
+        },
+        signal: match exit {
+            Some(ExitInfo::Signal(s)) => Some(s),
+            _ => None,
+        },
     });
-    let mut lost = k.lost()?;
-    lost.ringbuf_full += undecodable;
-    let stop_state = StopState {
-        end_ns,
-        end_reason: end_reason.to_string(),
-        live: k.live_threads()?,
-        syscalls: k.syscalls()?,
-        lost,
-    };
-    Ok(rec.finish(stop_state))
-}
-
-fn poll_any(fds: &[i32], timeout: Duration) {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: valid array of pollfd; EINTR (a signal) just returns early.
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
-}
-
-fn poll_readable(fd: i32, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, ms) };
-    n > 0 && p.revents & libc::POLLIN != 0
+    Ok(Recorded { profile, exit })
 }

@@ -50,8 +50,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tid: hdr.tid,
                 tgid: hdr.tgid,
                 parent_tid: e.parent_tid,
+                parent_tgid: e.parent_tgid,
                 comm: cstr(&e.comm),
                 process: hdr.tgid != e.parent_tgid,
+                stack: u32::try_from(e.stack).ok(),
             }
         }
         event_kind::TASK_EXIT => {
@@ -121,6 +123,8 @@ mod tests {
             parent_tgid: 7,
             clone_flags: 0x3d0f00,
             comm,
+            stack: 5,
+            _pad: 0,
         };
         let mut b = vec![0u8];
         b.extend(bytes_of(&ev));
@@ -131,8 +135,10 @@ mod tests {
                 tid: 8,
                 tgid: 7,
                 parent_tid: 7,
+                parent_tgid: 7,
                 comm: "worker".into(),
-                process: false
+                process: false,
+                stack: Some(5),
             }
         );
         let fin = ThreadFinalEvent {

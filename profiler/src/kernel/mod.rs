@@ -11,15 +11,23 @@ use std::os::fd::{AsRawFd, RawFd};
 use anyhow::{Context, Result};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{TracePoint, trace_point::TracePointLinkId},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{
+        PerfEvent, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+        trace_point::TracePointLinkId,
+    },
+    util::online_cpus,
 };
 use profiler_common::{
-    Config, SyscallKey, SyscallStat, ThreadRec, counter, reason,
+    Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, ThreadRec, counter, reason,
     thread_flags::{DEAD, OFF_CPU, ON_CPU, SEEDED},
 };
 
-use crate::model::{Counters, LiveThread, LostCounts, OffReason, Open, SyscallSample};
+use crate::model::{
+    Counters, LiveThread, LostCounts, OffReason, Open, RawOffCpu, RawOnCpu, StackData,
+    SyscallSample,
+};
 
 /// (program, tracepoint category, tracepoint name), in attach order.
 const PROGRAMS: &[(&str, &str, &str)] = &[
@@ -38,6 +46,12 @@ pub struct Options {
     pub follow_children: bool,
     /// Capacity of the thread map.
     pub max_threads: u32,
+    /// Capture stacks (off-CPU, creation) and sample on-CPU stacks.
+    pub stacks: bool,
+    /// On-CPU sampling frequency in Hz (0: no on-CPU sampling).
+    pub freq_hz: u64,
+    /// Capacity of the stack map (distinct stacks).
+    pub max_stacks: u32,
 }
 
 impl Default for Options {
@@ -45,7 +59,19 @@ impl Default for Options {
         Options {
             follow_children: false,
             max_threads: 32768,
+            stacks: true,
+            freq_hz: 99,
+            max_stacks: 16384,
         }
+    }
+}
+
+fn reason_of(r: u32) -> OffReason {
+    match r {
+        reason::SLEEPING => OffReason::Sleeping,
+        reason::BLOCKED => OffReason::Blocked,
+        reason::STOPPED => OffReason::Stopped,
+        _ => OffReason::Runnable,
     }
 }
 
@@ -55,6 +81,7 @@ pub struct Kernel {
     ring: RingBuf<MapData>,
     links: Vec<(&'static str, TracePointLinkId)>,
     config: Config,
+    freq_hz: u64,
 }
 
 fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
@@ -97,12 +124,7 @@ pub fn live_of(tid: u32, r: &ThreadRec) -> LiveThread {
     } else if r.flags & OFF_CPU != 0 {
         Open::OffCpu {
             since_ns: r.last_ts,
-            reason: match r.off_reason {
-                reason::SLEEPING => OffReason::Sleeping,
-                reason::BLOCKED => OffReason::Blocked,
-                reason::STOPPED => OffReason::Stopped,
-                _ => OffReason::Runnable,
-            },
+            reason: reason_of(r.off_reason),
             woken_ns: (r.wake_ts != 0).then_some(r.wake_ts),
             syscall: u32::try_from(r.off_syscall).ok(),
         }
@@ -138,6 +160,8 @@ pub fn seed_record(tgid: u32, start_ns: u64, state: char, syscall: Option<u32>) 
             (reason::SLEEPING | reason::BLOCKED, Some(nr)) => nr as i32,
             _ => -1,
         },
+        off_ustack: -1,
+        off_kstack: -1,
         ..ThreadRec::default()
     }
 }
@@ -148,6 +172,7 @@ impl Kernel {
     pub fn load(opts: &Options) -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("THREADS", opts.max_threads)
+            .map_max_entries("STACKS", opts.max_stacks.max(1))
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/profiler"
@@ -156,6 +181,8 @@ impl Kernel {
         let config = Config {
             follow_children: u32::from(opts.follow_children),
             stopped: 0,
+            stacks: u32::from(opts.stacks),
+            _pad: 0,
         };
         write_config(&mut ebpf, config)?;
         let mut links = Vec::new();
@@ -171,12 +198,32 @@ impl Kernel {
                 .with_context(|| format!("attaching {name} to {category}:{tp}"))?;
             links.push((name, id));
         }
+        let sampling = opts.stacks && opts.freq_hz > 0;
+        if sampling {
+            let prog: &mut PerfEvent = ebpf
+                .program_mut("on_cpu_sample")
+                .context("program on_cpu_sample missing")?
+                .try_into()?;
+            prog.load()
+                .context("loading program on_cpu_sample (verifier)")?;
+            let cpus = online_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+            for cpu in cpus {
+                prog.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(opts.freq_hz),
+                    false,
+                )
+                .with_context(|| format!("attaching the cpu-clock sampler on CPU {cpu}"))?;
+            }
+        }
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
         Ok(Kernel {
             ebpf,
             ring,
             links,
             config,
+            freq_hz: if sampling { opts.freq_hz } else { 0 },
         })
     }
 
@@ -280,6 +327,54 @@ impl Kernel {
             ringbuf_full: self.counter(counter::LOST_RINGBUF)?,
             threads_map_full: self.counter(counter::LOST_THREADS_FULL)?,
             syscalls_map_full: self.counter(counter::LOST_SYSCALLS_FULL)?,
+            stacks: self.counter(counter::LOST_STACKS)?,
+            samples: self.counter(counter::LOST_SAMPLES)?,
+            offcpu: self.counter(counter::LOST_OFFCPU)?,
         })
+    }
+
+    /// On-CPU samples, off-CPU stacks, and every stack they refer to.
+    pub fn stack_data(&self) -> Result<StackData> {
+        let id = |v: i32| u32::try_from(v).ok();
+        let mut d = StackData {
+            enabled: self.config.stacks != 0,
+            freq_hz: self.freq_hz,
+            samples: self.counter(counter::SAMPLES)?,
+            cache_hits: self.counter(counter::STACK_CACHE_HITS)?,
+            ..StackData::default()
+        };
+        let on: HashMap<_, OnCpuKey, u64> =
+            HashMap::try_from(self.ebpf.map("ONCPU").context("map ONCPU missing")?)?;
+        for item in on.iter() {
+            let (k, n) = item.context("reading the on-CPU samples")?;
+            d.oncpu.push(RawOnCpu {
+                tid: k.tid,
+                ustack: id(k.ustack),
+                kstack: id(k.kstack),
+                count: n,
+            });
+        }
+        let off: HashMap<_, OffCpuKey, OffCpuVal> =
+            HashMap::try_from(self.ebpf.map("OFFCPU").context("map OFFCPU missing")?)?;
+        for item in off.iter() {
+            let (k, v) = item.context("reading the off-CPU stacks")?;
+            d.offcpu.push(RawOffCpu {
+                tid: k.tid,
+                reason: reason_of(k.reason),
+                syscall: u32::try_from(k.syscall).ok(),
+                ustack: id(k.ustack),
+                kstack: id(k.kstack),
+                total_ns: v.total_ns,
+                count: v.count,
+            });
+        }
+        let stacks: StackTraceMap<_> =
+            StackTraceMap::try_from(self.ebpf.map("STACKS").context("map STACKS missing")?)?;
+        for item in stacks.iter() {
+            let (sid, trace) = item.context("reading the stack map")?;
+            d.stacks
+                .insert(sid, trace.frames().iter().map(|f| f.ip).collect());
+        }
+        Ok(d)
     }
 }

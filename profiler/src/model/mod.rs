@@ -4,8 +4,10 @@
 //! tested from recorded event sequences without root.
 
 mod recorder;
+mod stacks;
 
 pub use recorder::{Recorder, TargetInfo};
+pub use stacks::StackTable;
 
 /// Per-thread time and switch counters, as the kernel aggregates them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,12 +22,23 @@ pub struct Counters {
 }
 
 /// Why a thread is off CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OffReason {
     Runnable,
     Sleeping,
     Blocked,
     Stopped,
+}
+
+impl OffReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffReason::Runnable => "runnable",
+            OffReason::Sleeping => "sleeping",
+            OffReason::Blocked => "blocked",
+            OffReason::Stopped => "stopped",
+        }
+    }
 }
 
 /// What a live thread was doing when recording stopped: the interval the
@@ -85,8 +98,11 @@ pub enum Event {
         tid: u32,
         tgid: u32,
         parent_tid: u32,
+        parent_tgid: u32,
         comm: String,
         process: bool,
+        /// User stack of the creating thread (id of a raw stack).
+        stack: Option<u32>,
     },
     /// The thread entered exit.
     Exit {
@@ -132,6 +148,50 @@ pub struct LostCounts {
     pub ringbuf_full: u64,
     pub threads_map_full: u64,
     pub syscalls_map_full: u64,
+    /// Stacks that could not be stored.
+    pub stacks: u64,
+    /// On-CPU samples not counted (map full).
+    pub samples: u64,
+    /// Off-CPU periods not aggregated by stack (map full).
+    pub offcpu: u64,
+}
+
+/// On-CPU samples of one thread with one pair of raw stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOnCpu {
+    pub tid: u32,
+    pub ustack: Option<u32>,
+    pub kstack: Option<u32>,
+    pub count: u64,
+}
+
+/// Off-CPU time of one thread, aggregated by reason, syscall and stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOffCpu {
+    pub tid: u32,
+    pub reason: OffReason,
+    pub syscall: Option<u32>,
+    pub ustack: Option<u32>,
+    pub kstack: Option<u32>,
+    pub total_ns: u64,
+    pub count: u64,
+}
+
+/// Stack sampling results read at stop.
+#[derive(Debug, Clone, Default)]
+pub struct StackData {
+    /// Whether stacks were captured at all.
+    pub enabled: bool,
+    /// On-CPU sampling frequency (0 = off).
+    pub freq_hz: u64,
+    /// Samples of traced threads taken.
+    pub samples: u64,
+    /// Off-CPU stack captures saved by the per-thread cache.
+    pub cache_hits: u64,
+    pub oncpu: Vec<RawOnCpu>,
+    pub offcpu: Vec<RawOffCpu>,
+    /// Raw stacks by id: instruction pointers, leaf first.
+    pub stacks: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 /// Everything read from the kernel when recording stopped.
@@ -142,4 +202,5 @@ pub struct StopState {
     pub live: Vec<LiveThread>,
     pub syscalls: Vec<SyscallSample>,
     pub lost: LostCounts,
+    pub stacks: StackData,
 }

@@ -9,8 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Counters, Event, InitialThread, OffReason, Open, StopState};
-use crate::profile::{self, Exec, Profile, Rename, Syscall, Thread, Totals, Window};
+use super::{Counters, Event, InitialThread, OffReason, Open, StackTable, StopState};
+use crate::{
+    profile::{self, Exec, OffCpu, OnCpu, Profile, Rename, Syscall, Thread, Totals, Window},
+    symbolize::Symbolize,
+};
 
 /// One thread incarnation being accumulated.
 #[derive(Debug, Default)]
@@ -28,6 +31,8 @@ struct Acc {
     /// nr -> (count, total, max)
     syscalls: BTreeMap<u32, (u64, u64, u64)>,
     complete: bool,
+    /// (process, raw user stack id) of the creating thread.
+    creation_stack: Option<(u32, u32)>,
 }
 
 impl Acc {
@@ -155,8 +160,10 @@ impl Recorder {
                 tid,
                 tgid,
                 parent_tid,
+                parent_tgid,
                 comm,
                 process: _,
+                stack,
             } => {
                 let i = match self.current.get(&tid) {
                     // Still alive: seeded at start while being created.
@@ -171,6 +178,7 @@ impl Recorder {
                 a.tgid = tgid;
                 a.created_ts = Some(ts);
                 a.parent_tid = Some(parent_tid);
+                a.creation_stack = stack.map(|id| (parent_tgid, id));
                 if a.names.is_empty() {
                     a.add_name(&comm);
                 }
@@ -216,7 +224,7 @@ impl Recorder {
 
     /// Applies everything, closes the intervals still open at
     /// `stop.end_ns`, and builds the profile.
-    pub fn finish(mut self, stop: StopState) -> Profile {
+    pub fn finish(mut self, stop: StopState, sym: &mut dyn Symbolize) -> Profile {
         let end = stop.end_ns.max(self.start_ns);
         let mut events = std::mem::take(&mut self.events);
         // Stable: equal timestamps keep ring-buffer order.
@@ -249,12 +257,71 @@ impl Recorder {
             ringbuf_full: stop.lost.ringbuf_full,
             threads_map_full: stop.lost.threads_map_full,
             syscalls_map_full: stop.lost.syscalls_map_full,
+            stacks: stop.lost.stacks,
+            samples: stop.lost.samples,
+            offcpu: stop.lost.offcpu,
         };
         for (i, a) in self.threads.iter_mut().enumerate() {
             if !have_counters.get(i).copied().unwrap_or(false) {
                 a.complete = false;
             }
         }
+
+        // Stacks: resolve every raw (process, user, kernel) stack once.
+        let mut table = StackTable::default();
+        let tgid_of: HashMap<u32, u32> = self.threads.iter().map(|a| (a.tid, a.tgid)).collect();
+        let raw = &stop.stacks.stacks;
+        let mut oncpu: HashMap<(u32, u32), u64> = HashMap::new();
+        for s in &stop.stacks.oncpu {
+            let pid = tgid_of.get(&s.tid).copied().unwrap_or(self.target.pid);
+            let st = table.resolve(sym, raw, pid, s.ustack, s.kstack);
+            *oncpu.entry((s.tid, st)).or_default() += s.count;
+        }
+        // (tid, stack, reason, syscall) -> (total_ns, count)
+        type OffKey = (u32, u32, OffReason, Option<u32>);
+        let mut offcpu: HashMap<OffKey, (u64, u64)> = HashMap::new();
+        for s in &stop.stacks.offcpu {
+            let pid = tgid_of.get(&s.tid).copied().unwrap_or(self.target.pid);
+            let st = table.resolve(sym, raw, pid, s.ustack, s.kstack);
+            let e = offcpu.entry((s.tid, st, s.reason, s.syscall)).or_default();
+            e.0 += s.total_ns;
+            e.1 += s.count;
+        }
+        let creation: Vec<Option<u32>> = self
+            .threads
+            .iter()
+            .map(|a| {
+                a.creation_stack
+                    .map(|(pid, id)| table.resolve(sym, raw, pid, Some(id), None))
+            })
+            .collect();
+        let mut oncpu: Vec<OnCpu> = oncpu
+            .into_iter()
+            .map(|((tid, stack), count)| OnCpu { tid, stack, count })
+            .collect();
+        oncpu.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(a.tid.cmp(&b.tid))
+                .then(a.stack.cmp(&b.stack))
+        });
+        let mut offcpu: Vec<OffCpu> = offcpu
+            .into_iter()
+            .map(|((tid, stack, reason, nr), (total_ns, count))| OffCpu {
+                tid,
+                stack,
+                reason: reason.as_str().to_string(),
+                syscall: nr.map(crate::syscalls::name),
+                total_ns,
+                count,
+            })
+            .collect();
+        offcpu.sort_by(|a, b| {
+            b.total_ns
+                .cmp(&a.total_ns)
+                .then(a.tid.cmp(&b.tid))
+                .then(a.stack.cmp(&b.stack))
+        });
 
         let window = Window {
             start_ns: self.start_ns,
@@ -268,7 +335,8 @@ impl Recorder {
         let mut threads: Vec<Thread> = self
             .threads
             .into_iter()
-            .map(|a| {
+            .zip(creation)
+            .map(|(a, creation_stack)| {
                 let c = a.counters;
                 let mut syscalls: Vec<Syscall> = a
                     .syscalls
@@ -308,6 +376,7 @@ impl Recorder {
                     involuntary_switches: c.involuntary,
                     syscalls,
                     complete: a.complete,
+                    creation_stack,
                 }
             })
             .collect();
@@ -350,6 +419,17 @@ impl Recorder {
             lost,
             threads,
             execs,
+            command: None,
+            sampling: profile::Sampling {
+                stacks: stop.stacks.enabled,
+                freq_hz: stop.stacks.freq_hz,
+                samples: stop.stacks.samples,
+                stack_cache_hits: stop.stacks.cache_hits,
+            },
+            frames: table.frames,
+            stacks: table.stacks,
+            oncpu,
+            offcpu,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Renderers: one per output format, each from a [`Profile`] alone.
 
+pub mod flame;
 pub mod text;
 
 use crate::profile::Profile;

@@ -201,6 +201,8 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         );
     }
 
+    details(w, p, &threads[..shown], &st);
+
     // Syscalls, process-wide.
     let mut by_sys: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
     for t in &p.threads {
@@ -287,6 +289,92 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
     out
 }
 
+/// `f1 ← f2 ← f3`: the innermost user frames of a stack (kernel frames
+/// when it has no user frames), leaf first.
+fn compact(p: &Profile, stack: u32, depth: usize) -> String {
+    let frames = p.stack_frames(stack);
+    let user: Vec<_> = frames.iter().filter(|f| !f.kernel).collect();
+    let pick: Vec<_> = if user.is_empty() {
+        frames.iter().collect()
+    } else {
+        user
+    };
+    let mut names: Vec<&str> = pick
+        .iter()
+        .rev()
+        .take(depth)
+        .map(|f| f.name.as_str())
+        .collect();
+    if pick.len() > depth {
+        names.push("…");
+    }
+    if names.is_empty() {
+        "[no stack]".into()
+    } else {
+        names.join(" ← ")
+    }
+}
+
+/// Per thread: where its CPU time went, where it waited, who created it.
+fn details(w: &mut String, p: &Profile, threads: &[&Thread], st: &Style) {
+    if p.oncpu.is_empty()
+        && p.offcpu.is_empty()
+        && p.threads.iter().all(|t| t.creation_stack.is_none())
+    {
+        return;
+    }
+    let _ = writeln!(w, "\n{}", st.bold("WHERE THE TIME WENT (per thread)"));
+    for t in threads.iter().take(24) {
+        let on: Vec<_> = p.oncpu.iter().filter(|s| s.tid == t.tid).collect();
+        let off: Vec<_> = p.offcpu.iter().filter(|s| s.tid == t.tid).collect();
+        if on.is_empty() && off.is_empty() && t.creation_stack.is_none() {
+            continue;
+        }
+        let _ = writeln!(w, "  {} {}", t.tid, t.name);
+        if !on.is_empty() {
+            let total: u64 = on.iter().map(|s| s.count).sum();
+            let mut by_leaf: BTreeMap<&str, u64> = BTreeMap::new();
+            for s in &on {
+                let leaf = p
+                    .stack_frames(s.stack)
+                    .last()
+                    .map(|f| f.name.as_str())
+                    .unwrap_or("[no stack]");
+                *by_leaf.entry(leaf).or_default() += s.count;
+            }
+            let mut v: Vec<_> = by_leaf.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let top: Vec<String> = v
+                .iter()
+                .take(3)
+                .map(|(f, n)| format!("{} {f}", pct(*n, total)))
+                .collect();
+            let _ = writeln!(w, "    on CPU   {total} samples: {}", top.join(", "));
+        }
+        let mut off = off;
+        off.sort_by_key(|s| std::cmp::Reverse(s.total_ns));
+        for (i, s) in off.iter().take(3).enumerate() {
+            let label = if i == 0 { "off CPU " } else { "        " };
+            let within = s
+                .syscall
+                .as_ref()
+                .map(|c| format!(" in {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                w,
+                "    {label} {:>9} {}{within} ×{}: {}",
+                ns(s.total_ns),
+                s.reason,
+                s.count,
+                compact(p, s.stack, 4)
+            );
+        }
+        if let Some(c) = t.creation_stack {
+            let _ = writeln!(w, "    created by {}", compact(p, c, 5));
+        }
+    }
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -350,6 +438,12 @@ mod tests {
             lost: Lost::default(),
             threads: vec![t(10, "app", 900_000_000, None, None), reader],
             execs: vec![],
+            command: None,
+            sampling: Sampling::default(),
+            frames: vec![],
+            stacks: vec![],
+            oncpu: vec![],
+            offcpu: vec![],
         }
     }
 

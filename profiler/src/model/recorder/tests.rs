@@ -1,7 +1,20 @@
 //! The model from recorded event sequences: no root, no BPF.
 
 use super::*;
-use crate::model::{LiveThread, LostCounts, SyscallSample};
+use crate::{
+    model::{LiveThread, LostCounts, RawOffCpu, RawOnCpu, SyscallSample},
+    symbolize::{Frame, Symbolize},
+};
+
+trait FinishWith {
+    fn finish_with(self, s: StopState) -> crate::profile::Profile;
+}
+
+impl FinishWith for Recorder {
+    fn finish_with(self, s: StopState) -> crate::profile::Profile {
+        self.finish(s, &mut FakeSym)
+    }
+}
 
 const START: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -41,6 +54,31 @@ fn stop(end_ms: u64, live: Vec<LiveThread>) -> StopState {
         live,
         syscalls: vec![],
         lost: LostCounts::default(),
+        stacks: Default::default(),
+    }
+}
+
+/// Names addresses `f<hex>` / `k<hex>` without any process.
+struct FakeSym;
+
+impl Symbolize for FakeSym {
+    fn user(&mut self, _pid: u32, ips: &[u64]) -> Vec<Frame> {
+        ips.iter()
+            .map(|ip| Frame {
+                name: format!("f{ip:x}"),
+                module: "app".into(),
+                kernel: false,
+            })
+            .collect()
+    }
+    fn kernel(&mut self, ips: &[u64]) -> Vec<Frame> {
+        ips.iter()
+            .map(|ip| Frame {
+                name: format!("k{ip:x}"),
+                module: "[kernel]".into(),
+                kernel: true,
+            })
+            .collect()
     }
 }
 
@@ -55,7 +93,7 @@ fn cpu(on_ms: u64) -> Counters {
 fn thread_alive_before_attach_is_closed_at_the_end() {
     let r = Recorder::new(target(), START, 0, [initial(100, "app")]);
     // On CPU 300 ms so far, running again since 800 ms.
-    let p = r.finish(stop(
+    let p = r.finish_with(stop(
         1000,
         vec![live(
             100,
@@ -94,7 +132,7 @@ fn off_cpu_interval_open_at_stop_splits_at_the_wakeup() {
         total_ns: 50 * MS,
         max_ns: 40 * MS,
     });
-    let p = Recorder::new(target(), START, 0, [initial(100, "app")]).finish(s);
+    let p = Recorder::new(target(), START, 0, [initial(100, "app")]).finish(s, &mut FakeSym);
     drop(r);
     let t = &p.threads[0];
     assert_eq!(t.sleeping_ns, 300 * MS);
@@ -116,8 +154,10 @@ fn thread_created_and_exited_inside_the_window() {
         tid: 101,
         tgid: 100,
         parent_tid: 100,
+        parent_tgid: 100,
         comm: "app".into(),
         process: false,
+        stack: None,
     });
     r.push(Event::Rename {
         ts: START + 101 * MS,
@@ -140,7 +180,7 @@ fn thread_created_and_exited_inside_the_window() {
             ..Counters::default()
         },
     });
-    let p = r.finish(stop(1000, vec![live(100, cpu(1000), Open::Closed)]));
+    let p = r.finish_with(stop(1000, vec![live(100, cpu(1000), Open::Closed)]));
     assert_eq!(p.threads.len(), 2);
     let w = &p.threads[1];
     assert_eq!(w.tid, 101);
@@ -179,15 +219,17 @@ fn out_of_order_records_across_cpus_are_applied_in_time_order() {
         tid: 101,
         tgid: 100,
         parent_tid: 100,
+        parent_tgid: 100,
         comm: "app".into(),
         process: false,
+        stack: None,
     });
     r.push(Event::Final {
         ts: START + 50 * MS,
         tid: 101,
         counters: cpu(40),
     });
-    let p = r.finish(stop(100, vec![live(100, cpu(100), Open::Closed)]));
+    let p = r.finish_with(stop(100, vec![live(100, cpu(100), Open::Closed)]));
     assert_eq!(p.threads.len(), 2, "{:#?}", p.threads);
     let t = &p.threads[1];
     assert_eq!(t.names, vec!["app".to_string(), "io".to_string()]);
@@ -219,10 +261,12 @@ fn reused_tid_is_a_new_thread() {
         tid: 101,
         tgid: 100,
         parent_tid: 100,
+        parent_tgid: 100,
         comm: "new".into(),
         process: false,
+        stack: None,
     });
-    let p = r.finish(stop(
+    let p = r.finish_with(stop(
         100,
         vec![
             live(100, cpu(100), Open::Closed),
@@ -252,9 +296,9 @@ fn lost_records_are_counted_and_mark_threads_incomplete() {
     s.lost = LostCounts {
         ringbuf_full: 2,
         threads_map_full: 1,
-        syscalls_map_full: 0,
+        ..LostCounts::default()
     };
-    let p = r.finish(s);
+    let p = r.finish(s, &mut FakeSym);
     assert_eq!(p.totals.lost_events, 3);
     assert_eq!(p.lost.ringbuf_full, 2);
     let t = p.threads.iter().find(|t| t.tid == 102).unwrap();
@@ -271,7 +315,7 @@ fn thread_without_any_counters_is_incomplete() {
         0,
         [initial(100, "app"), initial(103, "ghost")],
     );
-    let p = r.finish(stop(100, vec![live(100, cpu(100), Open::Closed)]));
+    let p = r.finish_with(stop(100, vec![live(100, cpu(100), Open::Closed)]));
     let g = p.threads.iter().find(|t| t.tid == 103).unwrap();
     assert!(!g.complete);
     assert_eq!(g.on_cpu_ns, 0);
@@ -287,7 +331,7 @@ fn dead_thread_left_in_the_map_is_not_extended_to_the_end() {
     });
     let mut d = live(104, cpu(40), Open::Closed);
     d.dead = true;
-    let p = r.finish(stop(100, vec![live(100, cpu(100), Open::Closed), d]));
+    let p = r.finish_with(stop(100, vec![live(100, cpu(100), Open::Closed), d]));
     let t = p.threads.iter().find(|t| t.tid == 104).unwrap();
     assert_eq!(t.on_cpu_ns, 40 * MS);
     assert_eq!(t.exited_ns, Some(40 * MS));
@@ -308,7 +352,7 @@ fn exec_is_recorded_with_its_time() {
         tid: 100,
         comm: "true".into(),
     });
-    let p = r.finish(stop(10, vec![live(100, cpu(10), Open::Closed)]));
+    let p = r.finish_with(stop(10, vec![live(100, cpu(10), Open::Closed)]));
     assert_eq!(p.execs.len(), 1);
     assert_eq!(p.execs[0].at_ns, 5 * MS);
     assert_eq!(p.execs[0].filename, "/bin/true");
@@ -321,7 +365,7 @@ fn exec_is_recorded_with_its_time() {
 #[test]
 fn profile_round_trips_through_json() {
     let r = Recorder::new(target(), START, 0, [initial(100, "app")]);
-    let p = r.finish(stop(10, vec![live(100, cpu(10), Open::Closed)]));
+    let p = r.finish_with(stop(10, vec![live(100, cpu(10), Open::Closed)]));
     let s = serde_json::to_string(&p).unwrap();
     let back: crate::profile::Profile = serde_json::from_str(&s).unwrap();
     assert_eq!(back, p);
@@ -350,4 +394,79 @@ fn profile_round_trips_through_json() {
             "missing threads[].{key}"
         );
     }
+}
+
+#[test]
+fn stacks_are_symbolized_interned_and_merged() {
+    let mut r = Recorder::new(target(), START, 0, [initial(100, "app")]);
+    r.push(Event::New {
+        ts: START + MS,
+        tid: 101,
+        tgid: 100,
+        parent_tid: 100,
+        parent_tgid: 100,
+        comm: "app".into(),
+        process: false,
+        stack: Some(7),
+    });
+    let mut s = stop(
+        100,
+        vec![
+            live(100, cpu(100), Open::Closed),
+            live(101, cpu(1), Open::Closed),
+        ],
+    );
+    s.stacks.enabled = true;
+    s.stacks.freq_hz = 99;
+    // Leaf first: 0x3 called from 0x2 called from 0x1.
+    s.stacks.stacks.insert(1, vec![0x3, 0x2, 0x1]);
+    s.stacks.stacks.insert(2, vec![0x30, 0x20]);
+    s.stacks.stacks.insert(7, vec![0x9, 0x8]);
+    s.stacks.oncpu.push(RawOnCpu {
+        tid: 100,
+        ustack: Some(1),
+        kstack: None,
+        count: 5,
+    });
+    s.stacks.oncpu.push(RawOnCpu {
+        tid: 100,
+        ustack: Some(1),
+        kstack: Some(2),
+        count: 2,
+    });
+    s.stacks.offcpu.push(RawOffCpu {
+        tid: 100,
+        reason: OffReason::Sleeping,
+        syscall: Some(0),
+        ustack: Some(1),
+        kstack: Some(2),
+        total_ns: 40 * MS,
+        count: 4,
+    });
+    let p = r.finish(s, &mut FakeSym);
+    assert_eq!(p.oncpu.len(), 2);
+    assert_eq!(p.oncpu[0].count, 5);
+    let names = |i: u32| {
+        p.stack_frames(i)
+            .iter()
+            .map(|f| f.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(p.oncpu[0].stack), vec!["f1", "f2", "f3"]);
+    assert_eq!(
+        names(p.oncpu[1].stack),
+        vec!["f1", "f2", "f3", "k20", "k30"]
+    );
+    assert_eq!(
+        p.offcpu[0].stack, p.oncpu[1].stack,
+        "same stacks interned once"
+    );
+    assert_eq!(p.offcpu[0].reason, "sleeping");
+    assert_eq!(
+        p.offcpu[0].syscall.as_deref(),
+        Some(crate::syscalls::name(0).as_str())
+    );
+    assert_eq!(p.frames.len(), 7, "5 sample frames + 2 creation frames");
+    let t = p.threads.iter().find(|t| t.tid == 101).unwrap();
+    assert_eq!(names(t.creation_stack.unwrap()), vec!["f8", "f9"]);
 }

@@ -1,0 +1,110 @@
+//! Fixture for the stack tests: work in distinctly named functions, so a
+//! flamegraph must name them. `stacks MODE`:
+//! - `burn`: `spin-alpha` burns 400 ms of CPU in `burn_alpha`, `spin-beta`
+//!   200 ms in `burn_beta`;
+//! - `wait`: `sleepy` sleeps 300 ms in `sleep_in_nanosleep`, `blocky` blocks
+//!   300 ms in `block_in_read` on a pipe main writes to after 300 ms;
+//! - `early`: the very first thing main does is create `early-bird`, which
+//!   exits at once; main then sleeps 100 ms;
+//! - `exit N`: exits with status N.
+//!
+//! Built with frame pointers (.cargo/config.toml), so frame-pointer stack
+//! walks see these functions.
+
+use std::{
+    io::{Read, Write},
+    os::fd::{FromRawFd, OwnedFd},
+    thread,
+    time::Duration,
+};
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[inline(never)]
+fn spin(d: Duration) -> u64 {
+    let start = thread_cpu();
+    let mut x = 1u64;
+    while thread_cpu() - start < d {
+        for i in 0..20_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+    }
+    x
+}
+
+#[inline(never)]
+fn burn_alpha() -> u64 {
+    std::hint::black_box(spin(Duration::from_millis(400)))
+}
+
+#[inline(never)]
+fn burn_beta() -> u64 {
+    std::hint::black_box(spin(Duration::from_millis(200)))
+}
+
+#[inline(never)]
+fn sleep_in_nanosleep() {
+    thread::sleep(Duration::from_millis(300));
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn block_in_read(f: &mut std::fs::File) {
+    let mut b = [0u8; 1];
+    let _ = std::hint::black_box(f.read(&mut b));
+}
+
+fn named(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawn")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("early") => {
+            let t = named("early-bird", || {});
+            let _ = t.join();
+            thread::sleep(Duration::from_millis(100));
+        }
+        Some("burn") => {
+            let a = named("spin-alpha", || {
+                burn_alpha();
+            });
+            let b = named("spin-beta", || {
+                burn_beta();
+            });
+            let _ = (a.join(), b.join());
+        }
+        Some("wait") => {
+            let mut fds = [0; 2];
+            // SAFETY: valid array; the fds are owned below.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            let mut r: std::fs::File = unsafe { OwnedFd::from_raw_fd(fds[0]) }.into();
+            let mut w: std::fs::File = unsafe { OwnedFd::from_raw_fd(fds[1]) }.into();
+            let s = named("sleepy", sleep_in_nanosleep);
+            let b = named("blocky", move || block_in_read(&mut r));
+            thread::sleep(Duration::from_millis(300));
+            let _ = w.write_all(b"x");
+            let _ = (s.join(), b.join());
+        }
+        Some("exit") => {
+            let code = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(0);
+            std::process::exit(code);
+        }
+        _ => {
+            eprintln!("usage: stacks burn|wait|early|exit N");
+            std::process::exit(2);
+        }
+    }
+}
