@@ -286,3 +286,46 @@ pub fn assert_near(what: &str, actual: u64, expected: u64, rel: f64, abs_ns: u64
         "{what}: {actual} ns, expected {expected} ns ± {tol} ns (off by {diff} ns)"
     );
 }
+
+/// Builds the Go fixture `tests/go/<name>` (once per test binary run) and
+/// returns the binary; `stripped` builds with `-ldflags=-s -w` (no symbol
+/// table, only .gopclntab). Needs Go (`cargo xtask setup` installs Debian's
+/// golang-go).
+pub fn go_fixture(name: &str, stripped: bool) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("go").join(name);
+    let exe = std::env::current_exe().expect("current_exe");
+    let out_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("go-fixtures");
+    fs::create_dir_all(&out_dir).expect("create go-fixtures dir");
+    let bin = out_dir.join(if stripped { format!("{name}-stripped") } else { name.to_string() });
+    // Serialize concurrent builds of the same fixture across test threads.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = bin.with_extension(format!("tmp{}", std::process::id()));
+    let mut cmd = Command::new("go");
+    cmd.current_dir(&src)
+        .arg("build")
+        .arg("-o")
+        .arg(&tmp)
+        .env("GOCACHE", out_dir.join("cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", if name.contains("cgo") { "1" } else { "0" });
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    cmd.arg(".");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running `go build` for {name} ({e}); install Go: `cargo xtask setup` does"));
+    assert!(
+        out.status.success(),
+        "go build {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::rename(&tmp, &bin).expect("install go fixture");
+    bin
+}

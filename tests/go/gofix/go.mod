@@ -1,0 +1,3 @@
+module example.com/profiler/gofix
+
+go 1.19
