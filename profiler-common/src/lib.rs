@@ -161,6 +161,10 @@ pub struct ThreadRec {
     pub cache_age: u32,
 }
 
+/// Stack id meaning "the stack userspace read from /proc at attach" (the
+/// off-CPU period that began before recording did).
+pub const ATTACH_STACK: i32 = -2;
+
 /// Reuses of cached off-CPU stacks before they are walked again.
 pub const STACK_CACHE_MAX_AGE: u32 = 64;
 

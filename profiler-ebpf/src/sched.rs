@@ -10,8 +10,8 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
 use profiler_common::{
-    OffCpuKey, OffCpuVal, ThreadRec, counter, reason, state,
-    thread_flags::{OFF_CPU, ON_CPU},
+    ATTACH_STACK, OffCpuKey, OffCpuVal, ThreadRec, counter, reason, state,
+    thread_flags::{OFF_CPU, ON_CPU, SEEDED},
     tp as off,
 };
 
@@ -106,7 +106,7 @@ fn switch_out(ctx: &TracePointContext, tid: u32, rec: &mut ThreadRec, prev_state
     };
     stacks::off_cpu(ctx, rec, &regs, rec.off_syscall);
     rec.off_reason = why;
-    rec.flags = (rec.flags & !ON_CPU) | OFF_CPU;
+    rec.flags = (rec.flags & !(ON_CPU | SEEDED)) | OFF_CPU;
     rec.last_ts = now;
     rec.wake_ts = 0;
 }
@@ -138,23 +138,27 @@ fn switch_in(tid: u32, rec: &mut ThreadRec, now: u64) {
             syscall::account(tid, rec.off_syscall as u32, off);
         }
         if rec.off_ustack >= 0 || rec.off_kstack >= 0 {
-            account_stack(tid, rec, off);
+            account_stack(tid, rec, rec.off_ustack, rec.off_kstack, off);
+        } else if rec.flags & SEEDED != 0 {
+            // The period that began before attach: userspace read this
+            // thread's stack from /proc at attach ("attach stack", -2).
+            account_stack(tid, rec, ATTACH_STACK, ATTACH_STACK, off);
         }
     }
-    rec.flags = (rec.flags & !OFF_CPU) | ON_CPU;
+    rec.flags = (rec.flags & !(OFF_CPU | SEEDED)) | ON_CPU;
     rec.last_ts = now;
     rec.wake_ts = 0;
 }
 
 /// Adds an off-CPU period to the per-stack aggregation.
 #[inline(always)]
-fn account_stack(tid: u32, rec: &ThreadRec, off: u64) {
+fn account_stack(tid: u32, rec: &ThreadRec, ustack: i32, kstack: i32, off: u64) {
     let key = OffCpuKey {
         tid,
         reason: rec.off_reason,
         syscall: rec.off_syscall,
-        ustack: rec.off_ustack,
-        kstack: rec.off_kstack,
+        ustack,
+        kstack,
         _pad: 0,
     };
     match OFFCPU.get_ptr_mut(key) {

@@ -22,7 +22,7 @@ use crate::{
     preflight,
     profile::{self, Profile},
     spawn::{Child, ExitInfo},
-    symbolize::Symbolizer,
+    symbolize::{Symbolizer, attach},
     target::{self, Process},
 };
 
@@ -73,6 +73,7 @@ fn unix_now_ns() -> u64 {
 /// next pass; those created by seeded threads are traced by the kernel).
 fn seed_threads(
     k: &mut Kernel,
+    sym: &Symbolizer,
     pid: u32,
     start_ns: u64,
     seen: &mut HashSet<u32>,
@@ -91,12 +92,19 @@ fn seed_threads(
             if matches!(snap.state, 'Z' | 'X') {
                 continue; // a dead thread never runs again
             }
+            // Read its stack first: once seeded, a thread waking would make
+            // the stack read here belong to another period.
+            let stack = match snap.state {
+                'S' | 'D' | 'T' | 't' | 'I' => attach::read(pid, tid, sym.mappings(pid)),
+                _ => None,
+            };
             let rec = kernel::seed_record(pid, start_ns, snap.state, snap.syscall);
             if k.seed(tid, rec)? {
                 initial.push(InitialThread {
                     tid,
                     tgid: pid,
                     comm: snap.comm,
+                    stack,
                 });
             }
         }
@@ -122,10 +130,7 @@ struct Recording {
 }
 
 impl Recording {
-    fn new(k: Kernel, rec: Recorder, pid: u32, start_ns: u64) -> Self {
-        let mut sym = Symbolizer::new();
-        // What symbolization needs, captured while the target lives.
-        sym.capture(pid);
+    fn new(k: Kernel, rec: Recorder, sym: Symbolizer, pid: u32, start_ns: u64) -> Self {
         // The window starts at `start_ns`: measure the duration from there.
         let since = Duration::from_nanos(kernel::monotonic_ns().saturating_sub(start_ns));
         Recording {
@@ -269,10 +274,13 @@ pub fn attach(
     preflight::check_all()?;
     let mut k = Kernel::load(&opts.kernel)?;
 
+    // What symbolization needs, captured while the target lives.
+    let mut sym = Symbolizer::new();
+    sym.capture(process.pid);
     let start_ns = kernel::monotonic_ns();
     let start_unix_ns = unix_now_ns();
     let mut seen = HashSet::new();
-    let initial = seed_threads(&mut k, process.pid, start_ns, &mut seen)?;
+    let initial = seed_threads(&mut k, &sym, process.pid, start_ns, &mut seen)?;
     if initial.is_empty() && !target::alive(process.pid, process.start_ticks) {
         return Err(Error::NoSuchPid(pid).into());
     }
@@ -288,7 +296,7 @@ pub fn attach(
         start_unix_ns,
         initial,
     );
-    let mut r = Recording::new(k, rec, process.pid, start_ns);
+    let mut r = Recording::new(k, rec, sym, process.pid, start_ns);
     obs.started(process.pid, &process.comm, seen.len());
 
     let end_reason = loop {
@@ -356,9 +364,12 @@ pub fn record(
             tid: child.pid,
             tgid: child.pid,
             comm: "profiler".into(),
+            stack: None,
         }],
     );
-    let mut r = Recording::new(k, rec, child.pid, start_ns);
+    let mut sym = Symbolizer::new();
+    sym.capture(child.pid);
+    let mut r = Recording::new(k, rec, sym, child.pid, start_ns);
     obs.started(child.pid, &comm, 1);
     child.release()?;
 

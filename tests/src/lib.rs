@@ -292,7 +292,9 @@ pub fn assert_near(what: &str, actual: u64, expected: u64, rel: f64, abs_ns: u64
 /// table, only .gopclntab). Needs Go (`cargo xtask setup` installs Debian's
 /// golang-go).
 pub fn go_fixture(name: &str, stripped: bool) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("go").join(name);
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("go")
+        .join(name);
     let exe = std::env::current_exe().expect("current_exe");
     let out_dir = exe
         .parent()
@@ -300,7 +302,11 @@ pub fn go_fixture(name: &str, stripped: bool) -> PathBuf {
         .expect("target dir")
         .join("go-fixtures");
     fs::create_dir_all(&out_dir).expect("create go-fixtures dir");
-    let bin = out_dir.join(if stripped { format!("{name}-stripped") } else { name.to_string() });
+    let bin = out_dir.join(if stripped {
+        format!("{name}-stripped")
+    } else {
+        name.to_string()
+    });
     // Serialize concurrent builds of the same fixture across test threads.
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -318,9 +324,9 @@ pub fn go_fixture(name: &str, stripped: bool) -> PathBuf {
         cmd.arg("-ldflags=-s -w");
     }
     cmd.arg(".");
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running `go build` for {name} ({e}); install Go: `cargo xtask setup` does"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("running `go build` for {name} ({e}); install Go: `cargo xtask setup` does")
+    });
     assert!(
         out.status.success(),
         "go build {name} failed:\n{}",
@@ -328,4 +334,37 @@ pub fn go_fixture(name: &str, stripped: bool) -> PathBuf {
     );
     fs::rename(&tmp, &bin).expect("install go fixture");
     bin
+}
+
+/// Waits until every thread of `pid` is asleep (state `S`) and has stayed
+/// so for a moment: a quiet starting point for counting switches.
+pub fn wait_all_sleeping(pid: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let all_s = || {
+        let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        rd.flatten().all(|e| {
+            fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('S'))
+                })
+                .unwrap_or(false)
+        })
+    };
+    loop {
+        if all_s() {
+            thread::sleep(Duration::from_millis(30));
+            if all_s() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads of {pid} did not all go to sleep within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -3,7 +3,9 @@
 use std::{fs, time::Duration};
 
 use profiler::profile::{Profile, Thread};
-use profiler_tests::{Fixture, Profiler, assert_near, proc_switches, require_root, scratch};
+use profiler_tests::{
+    Fixture, Profiler, assert_near, proc_switches, require_root, scratch, wait_all_sleeping,
+};
 use serde_json::Value;
 
 const LIFECYCLE: &str = env!("CARGO_BIN_EXE_lifecycle");
@@ -31,6 +33,7 @@ fn lifecycle_fixture_numbers_are_right() {
     let mut fx = Fixture::start(LIFECYCLE, &[]);
     let pid = fx.pid();
     let out = scratch("lifecycle");
+    wait_all_sleeping(pid, Duration::from_secs(10));
     let before = proc_switches(pid);
     let mut prof = Profiler::start(&[
         "attach",

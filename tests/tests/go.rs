@@ -7,7 +7,14 @@ use profiler_tests::{go_fixture, require_root, run_profiler, scratch};
 
 fn record_go(name: &str, bin: &std::path::Path, args: &[&str]) -> Profile {
     let out = scratch(name);
-    let mut a = vec!["record", "-q", "--output", out.to_str().unwrap(), "--", bin.to_str().unwrap()];
+    let mut a = vec![
+        "record",
+        "-q",
+        "--output",
+        out.to_str().unwrap(),
+        "--",
+        bin.to_str().unwrap(),
+    ];
     a.extend_from_slice(args);
     let res = run_profiler(&a);
     assert!(res.status.success(), "{res:?}");
@@ -15,7 +22,10 @@ fn record_go(name: &str, bin: &std::path::Path, args: &[&str]) -> Profile {
 }
 
 fn frame_names(p: &Profile, stack: u32) -> Vec<String> {
-    p.stack_frames(stack).iter().map(|f| f.name.clone()).collect()
+    p.stack_frames(stack)
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
 }
 
 #[test]
@@ -27,10 +37,18 @@ fn go_stacks_have_go_function_names_and_sysmon() {
     let sysmon_tids: Vec<u32> = p
         .offcpu
         .iter()
-        .filter(|s| frame_names(&p, s.stack).iter().any(|f| f == "runtime.sysmon"))
+        .filter(|s| {
+            frame_names(&p, s.stack)
+                .iter()
+                .any(|f| f == "runtime.sysmon")
+        })
         .map(|s| s.tid)
         .collect();
-    assert!(!sysmon_tids.is_empty(), "no off-CPU stack under runtime.sysmon: {:#?}", p.offcpu);
+    assert!(
+        !sysmon_tids.is_empty(),
+        "no off-CPU stack under runtime.sysmon: {:#?}",
+        p.offcpu
+    );
     // The main goroutine sleeps in time.Sleep on M0... in Go terms, parked.
     let all: Vec<String> = p.frames.iter().map(|f| f.name.clone()).collect();
     for f in ["runtime.main", "runtime.mstart", "runtime.futex"] {
@@ -39,5 +57,9 @@ fn go_stacks_have_go_function_names_and_sysmon() {
     // Threads created by the runtime name runtime.newm.
     let created: Vec<_> = p.threads.iter().filter_map(|t| t.creation_stack).collect();
     assert!(!created.is_empty());
-    assert!(created.iter().all(|&c| frame_names(&p, c).iter().any(|f| f == "runtime.newm")));
+    assert!(
+        created
+            .iter()
+            .all(|&c| frame_names(&p, c).iter().any(|f| f == "runtime.newm"))
+    );
 }

@@ -137,6 +137,9 @@ pub fn live_of(tid: u32, r: &ThreadRec) -> LiveThread {
         counters: counters_of(r),
         open,
         dead: r.flags & DEAD != 0,
+        ustack: u32::try_from(r.off_ustack).ok(),
+        kstack: u32::try_from(r.off_kstack).ok(),
+        seeded: r.flags & SEEDED != 0 && r.flags & OFF_CPU != 0,
     }
 }
 
@@ -366,6 +369,7 @@ impl Kernel {
                 kstack: id(k.kstack),
                 total_ns: v.total_ns,
                 count: v.count,
+                attach: k.ustack == profiler_common::ATTACH_STACK,
             });
         }
         let stacks: StackTraceMap<_> =

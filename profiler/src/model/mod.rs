@@ -68,6 +68,11 @@ pub struct LiveThread {
     pub open: Open,
     /// Died, but its final record could not be streamed.
     pub dead: bool,
+    /// Stacks of the open off-CPU period (raw ids).
+    pub ustack: Option<u32>,
+    pub kstack: Option<u32>,
+    /// Still in the off-CPU period that began before attach.
+    pub seeded: bool,
 }
 
 /// Off-CPU time of one thread inside one syscall.
@@ -86,6 +91,8 @@ pub struct InitialThread {
     pub tid: u32,
     pub tgid: u32,
     pub comm: String,
+    /// Its stack read from /proc when it was off CPU at attach.
+    pub stack: Option<crate::symbolize::attach::AttachStack>,
 }
 
 /// A lifecycle record from the kernel. `ts` is `CLOCK_MONOTONIC` ns.
@@ -175,6 +182,9 @@ pub struct RawOffCpu {
     pub kstack: Option<u32>,
     pub total_ns: u64,
     pub count: u64,
+    /// The period began before attach: its stack is the thread's
+    /// [`InitialThread::stack`].
+    pub attach: bool,
 }
 
 /// Stack sampling results read at stop.

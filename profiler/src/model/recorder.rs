@@ -33,6 +33,8 @@ struct Acc {
     complete: bool,
     /// (process, raw user stack id) of the creating thread.
     creation_stack: Option<(u32, u32)>,
+    /// Stack read from /proc at attach.
+    attach_stack: Option<crate::symbolize::attach::AttachStack>,
 }
 
 impl Acc {
@@ -98,8 +100,7 @@ impl Recorder {
             events: Vec::new(),
         };
         for t in initial {
-            let i = r.spawn(t.tid, t.tgid);
-            r.threads[i].add_name(&t.comm);
+            r.add_initial(t);
         }
         r
     }
@@ -110,6 +111,7 @@ impl Recorder {
         if !self.current.contains_key(&t.tid) {
             let i = self.spawn(t.tid, t.tgid);
             self.threads[i].add_name(&t.comm);
+            self.threads[i].attach_stack = t.stack;
         }
     }
 
@@ -234,6 +236,32 @@ impl Recorder {
             self.apply(ev, &mut execs);
         }
         let mut have_counters: Vec<bool> = self.threads.iter().map(|a| a.finished).collect();
+        let mut stop = stop;
+        // Off-CPU periods still open at the end count under their stacks too.
+        for live in &stop.live {
+            if let (
+                false,
+                Open::OffCpu {
+                    since_ns,
+                    reason,
+                    syscall,
+                    ..
+                },
+            ) = (live.dead, live.open)
+                && (live.ustack.is_some() || live.kstack.is_some() || live.seeded)
+            {
+                stop.stacks.offcpu.push(super::RawOffCpu {
+                    tid: live.tid,
+                    reason,
+                    syscall,
+                    ustack: live.ustack,
+                    kstack: live.kstack,
+                    total_ns: end.saturating_sub(since_ns),
+                    count: 1,
+                    attach: live.seeded,
+                });
+            }
+        }
 
         for live in &stop.live {
             let i = self.acc(live.tid, live.tgid);
@@ -270,6 +298,13 @@ impl Recorder {
         // Stacks: resolve every raw (process, user, kernel) stack once.
         let mut table = StackTable::default();
         let tgid_of: HashMap<u32, u32> = self.threads.iter().map(|a| (a.tid, a.tgid)).collect();
+        let attach_of: HashMap<u32, usize> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.attach_stack.is_some() && a.created_ts.is_none())
+            .map(|(i, a)| (a.tid, i))
+            .collect();
         let raw = &stop.stacks.stacks;
         let mut oncpu: HashMap<(u32, u32), u64> = HashMap::new();
         for s in &stop.stacks.oncpu {
@@ -282,7 +317,17 @@ impl Recorder {
         let mut offcpu: HashMap<OffKey, (u64, u64)> = HashMap::new();
         for s in &stop.stacks.offcpu {
             let pid = tgid_of.get(&s.tid).copied().unwrap_or(self.target.pid);
-            let st = table.resolve(sym, raw, pid, s.ustack, s.kstack);
+            let st = if s.attach {
+                let a = attach_of
+                    .get(&s.tid)
+                    .and_then(|&i| self.threads[i].attach_stack.as_ref());
+                match a {
+                    Some(a) => table.resolve_attach(sym, pid, a),
+                    None => table.intern(Vec::new()),
+                }
+            } else {
+                table.resolve(sym, raw, pid, s.ustack, s.kstack)
+            };
             let e = offcpu.entry((s.tid, st, s.reason, s.syscall)).or_default();
             e.0 += s.total_ns;
             e.1 += s.count;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::symbolize::{Frame, Symbolize};
+use crate::symbolize::{Frame, Symbolize, attach::AttachStack};
 
 /// Frames and stacks of a profile, built from raw kernel stacks.
 #[derive(Debug, Default)]
@@ -40,6 +40,22 @@ impl StackTable {
                 i
             }
         }
+    }
+
+    /// A stack read from /proc at attach: user addresses and kernel names.
+    pub fn resolve_attach(&mut self, sym: &mut dyn Symbolize, pid: u32, a: &AttachStack) -> u32 {
+        let mut frames = if a.user.is_empty() {
+            Vec::new()
+        } else {
+            sym.user(pid, &a.user)
+        };
+        frames.reverse();
+        frames.extend(a.kernel.iter().rev().map(|name| Frame {
+            name: name.clone(),
+            module: "[kernel]".into(),
+            kernel: true,
+        }));
+        self.intern(frames)
     }
 
     /// The stack made of raw user stack `ustack` of process `pid` and raw

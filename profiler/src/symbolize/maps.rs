@@ -25,6 +25,10 @@ pub struct Mapping {
     pub path: String,
     /// The mapped file itself, when it could be opened.
     pub file: Option<Arc<File>>,
+    /// (size, mtime) of the file at `path` at capture, when it was the
+    /// mapped inode then: a later check by path also compares these, as an
+    /// inode number can be reused once the old file is gone.
+    pub stamp: Option<(u64, i64)>,
 }
 
 impl Mapping {
@@ -43,7 +47,10 @@ impl Mapping {
         }
         let md = std::fs::metadata(&self.path).ok()?;
         let dev = (libc::major(md.dev()), libc::minor(md.dev()));
-        (dev == self.dev && md.ino() == self.inode).then(|| PathBuf::from(&self.path))
+        let same = dev == self.dev
+            && md.ino() == self.inode
+            && self.stamp == Some((md.size(), md.mtime()));
+        same.then(|| PathBuf::from(&self.path))
     }
 }
 
@@ -73,6 +80,7 @@ pub fn parse_line(line: &str) -> Option<Mapping> {
         inode,
         path,
         file: None,
+        stamp: None,
     })
 }
 
@@ -90,6 +98,12 @@ pub fn capture_from(pid: u32, text: &str) -> Vec<Mapping> {
     let mut out: Vec<Mapping> = text.lines().filter_map(parse_line).collect();
     let mut opened: Vec<((u32, u32), u64, Arc<File>)> = Vec::new();
     for m in &mut out {
+        if let Ok(md) = std::fs::metadata(&m.path)
+            && (libc::major(md.dev()), libc::minor(md.dev())) == m.dev
+            && md.ino() == m.inode
+        {
+            m.stamp = Some((md.size(), md.mtime()));
+        }
         if let Some((_, _, f)) = opened.iter().find(|(d, i, _)| *d == m.dev && *i == m.inode) {
             m.file = Some(f.clone());
             continue;
@@ -158,9 +172,12 @@ mod tests {
             inode: md.ino(),
             path: p.to_string_lossy().into_owned(),
             file: None,
+            stamp: Some((md.size(), md.mtime())),
         };
         assert_eq!(m.open_path(), Some(p.clone()), "same inode: opened by path");
-        // Replace it: a new inode at the same path.
+        // Replace it: a new inode at the same path (the old one stays
+        // alive, as a mapped file does).
+        let _keep = std::fs::File::open(&p).unwrap();
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, b"new binary").unwrap();
         assert_eq!(m.open_path(), None, "replaced file must not be used");

@@ -7,6 +7,7 @@
 //! The model asks through the [`Symbolize`] trait, so it is tested with a
 //! fake and no process.
 
+pub mod attach;
 pub mod maps;
 
 use std::collections::HashMap;
@@ -112,6 +113,15 @@ impl Symbolizer {
             self.procs.entry(pid).or_default().push(m);
         }
         n
+    }
+
+    /// The latest captured mappings of `pid`.
+    pub fn mappings(&self, pid: u32) -> &[Mapping] {
+        self.procs
+            .get(&pid)
+            .and_then(|v| v.last())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Whether mappings of `pid` were captured.

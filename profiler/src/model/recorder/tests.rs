@@ -34,6 +34,7 @@ fn initial(tid: u32, comm: &str) -> InitialThread {
         tid,
         tgid: 100,
         comm: comm.into(),
+        stack: None,
     }
 }
 
@@ -44,6 +45,9 @@ fn live(tid: u32, counters: Counters, open: Open) -> LiveThread {
         counters,
         open,
         dead: false,
+        ustack: None,
+        kstack: None,
+        seeded: false,
     }
 }
 
@@ -442,6 +446,7 @@ fn stacks_are_symbolized_interned_and_merged() {
         kstack: Some(2),
         total_ns: 40 * MS,
         count: 4,
+        attach: false,
     });
     let p = r.finish(s, &mut FakeSym);
     assert_eq!(p.oncpu.len(), 2);
