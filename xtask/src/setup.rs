@@ -147,15 +147,36 @@ fn ensure_bpf_linker() -> Result<()> {
     Ok(())
 }
 
+/// Go, for the Go fixtures of the end-to-end tests (Debian's golang-go).
+fn ensure_go() -> Result<()> {
+    if stdout_of(Command::new("go").arg("version")).is_some() {
+        return Ok(());
+    }
+    if !crate::util::is_root() {
+        bail!("Go is missing (needed by the Go test fixtures): install Debian's golang-go, or run as root and xtask will");
+    }
+    eprintln!("xtask: installing golang-go (Go test fixtures)");
+    sh(Command::new("apt-get").args(["update", "-qq"])).context("apt-get update")?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", "golang-go"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("installing golang-go")?;
+    if stdout_of(Command::new("go").arg("version")).is_none() {
+        bail!("golang-go was installed but `go version` does not run");
+    }
+    Ok(())
+}
+
 /// Everything; returns quickly when already set up.
 pub fn run_setup() -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
+    ensure_go()?;
     Ok(())
 }
 
 pub fn run() -> Result<()> {
     run_setup().context("setup")?;
-    eprintln!("xtask: setup ok (nightly rust-src, bpf-linker)");
+    eprintln!("xtask: setup ok (nightly rust-src, bpf-linker, go)");
     Ok(())
 }
