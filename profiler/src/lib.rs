@@ -9,12 +9,14 @@
 pub mod cli;
 pub mod duration;
 pub mod error;
+pub mod golang;
 pub mod kernel;
 pub mod model;
 pub mod output;
 pub mod preflight;
 pub mod profile;
 pub mod render;
+pub mod roles;
 pub mod session;
 pub mod spawn;
 pub mod symbolize;

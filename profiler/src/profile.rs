@@ -22,6 +22,9 @@ pub struct Profile {
     /// exec(2) calls of traced processes during the recording.
     #[serde(default)]
     pub execs: Vec<Exec>,
+    /// The language runtime seen from outside (Go), when recognized.
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
     /// `profiler record`: the command and how it ended.
     #[serde(default)]
     pub command: Option<Command>,
@@ -238,6 +241,57 @@ pub struct Thread {
     /// User stack of the thread that created it (index into `stacks`).
     #[serde(default)]
     pub creation_stack: Option<u32>,
+    /// What the thread is, for a recognized runtime (Go) or from its name.
+    #[serde(default)]
+    pub role: Option<ThreadRole>,
+}
+
+/// A thread's role: its time split by role, with evidence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadRole {
+    /// The role with the most time.
+    pub dominant: String,
+    /// The process's main thread (M0 for Go).
+    pub main_thread: bool,
+    /// Time per role, most first.
+    pub shares: Vec<RoleShare>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleShare {
+    pub role: String,
+    /// Time (on-CPU samples converted at the sampling frequency, plus
+    /// off-CPU time) under stacks showing this role.
+    pub ns: u64,
+    /// Fraction of the thread's classified time.
+    pub share: f64,
+    /// The frames (or facts) that decided it.
+    pub evidence: Vec<String>,
+}
+
+/// A language runtime recognized in the target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// `go`.
+    pub kind: String,
+    pub go_version: String,
+    pub module: String,
+    pub gomaxprocs: u32,
+    pub gomaxprocs_source: String,
+    /// Links C code (cgo).
+    pub cgo: bool,
+    /// runtime.handoffp (or entersyscallblock) was seen in a stack.
+    pub handoff_seen: bool,
+    /// Threads created during the recording and why.
+    pub created: Vec<CreatedThread>,
+    /// Why the process has the threads it has, in plain words.
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreatedThread {
+    pub tid: u32,
+    pub cause: String,
 }
 
 fn yes() -> bool {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     error::Error,
+    golang::roles::GoFacts,
     kernel::{self, Kernel, decode},
     model::{Event, InitialThread, Recorder, StopState, TargetInfo},
     preflight,
@@ -125,6 +126,8 @@ struct Recording {
     pidfd: Option<OwnedFd>,
     began: Instant,
     last_capture: Instant,
+    /// Set when the target is a Go process.
+    go: Option<GoFacts>,
     records: u64,
     undecodable: u64,
 }
@@ -142,6 +145,7 @@ impl Recording {
             pidfd: pidfd(pid),
             began: Instant::now() - since,
             last_capture: Instant::now(),
+            go: crate::golang::probe(pid),
             records: 0,
             undecodable: 0,
         }
@@ -189,6 +193,10 @@ impl Recording {
         for pid in fresh {
             self.sym.capture(pid);
             self.pids.insert(pid);
+            if pid == self.pid {
+                // The target exec'd: what it runs now decides.
+                self.go = crate::golang::probe(pid);
+            }
         }
         // Libraries mapped after exec (ld.so) or by dlopen: look again
         // often at first, then every 2 s (unchanged maps are skipped).
@@ -251,7 +259,12 @@ impl Recording {
             lost,
             stacks: self.k.stack_data()?,
         };
-        Ok(self.rec.finish(stop_state, &mut self.sym))
+        let mut profile = self.rec.finish(stop_state, &mut self.sym);
+        match &self.go {
+            Some(facts) => crate::golang::roles::annotate(&mut profile, facts),
+            None => crate::roles::annotate_by_name(&mut profile),
+        }
+        Ok(profile)
     }
 }
 

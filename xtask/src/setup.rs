@@ -153,12 +153,20 @@ fn ensure_go() -> Result<()> {
         return Ok(());
     }
     if !crate::util::is_root() {
-        bail!("Go is missing (needed by the Go test fixtures): install Debian's golang-go, or run as root and xtask will");
+        bail!(
+            "Go is missing (needed by the Go test fixtures): install Debian's golang-go, or run as root and xtask will"
+        );
     }
     eprintln!("xtask: installing golang-go (Go test fixtures)");
     sh(Command::new("apt-get").args(["update", "-qq"])).context("apt-get update")?;
     sh(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "golang-go"])
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "golang-go",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive"))
     .context("installing golang-go")?;
     if stdout_of(Command::new("go").arg("version")).is_none() {

@@ -422,6 +422,7 @@ impl Recorder {
                     syscalls,
                     complete: a.complete,
                     creation_stack,
+                    role: None,
                 }
             })
             .collect();
@@ -464,6 +465,7 @@ impl Recorder {
             lost,
             threads,
             execs,
+            runtime: None,
             command: None,
             sampling: profile::Sampling {
                 stacks: stop.stacks.enabled,

@@ -6,6 +6,18 @@ use std::collections::HashMap;
 
 use crate::symbolize::{Frame, Symbolize, attach::AttachStack};
 
+/// Functions at the bottom of every stack of their thread. The Go runtime
+/// starts new threads without clearing the frame pointer, so a walk goes
+/// on past `runtime.mstart` into the creator's frames: stop there.
+const ROOTS: &[&str] = &["runtime.goexit", "runtime.mstart", "runtime.rt0_go"];
+
+/// Drops frames older than the first root function (leaf-first input).
+pub fn truncate_at_root(frames: &mut Vec<Frame>) {
+    if let Some(i) = frames.iter().position(|f| ROOTS.contains(&f.name.as_str())) {
+        frames.truncate(i + 1);
+    }
+}
+
 /// Frames and stacks of a profile, built from raw kernel stacks.
 #[derive(Debug, Default)]
 pub struct StackTable {
@@ -84,6 +96,7 @@ impl StackTable {
             {
                 u.truncate(cut + 1);
             }
+            truncate_at_root(&mut u);
             u.reverse();
             frames.extend(u);
         }

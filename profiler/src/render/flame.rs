@@ -249,6 +249,7 @@ mod tests {
             threads: vec![t(1, "app"), t(2, "io")],
             execs: vec![],
             command: None,
+            runtime: None,
             sampling: Sampling {
                 stacks: true,
                 freq_hz: 99,

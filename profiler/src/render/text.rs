@@ -201,6 +201,7 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         );
     }
 
+    runtime_section(w, p, &threads[..shown], &st);
     details(w, p, &threads[..shown], &st);
 
     // Syscalls, process-wide.
@@ -287,6 +288,56 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         }
     }
     out
+}
+
+/// The Go X-ray (or roles from thread names): why these threads exist.
+fn runtime_section(w: &mut String, p: &Profile, threads: &[&Thread], st: &Style) {
+    let with_roles: Vec<&&Thread> = threads.iter().filter(|t| t.role.is_some()).collect();
+    if p.runtime.is_none() && with_roles.is_empty() {
+        return;
+    }
+    match &p.runtime {
+        Some(rt) => {
+            let _ = writeln!(w, "\n{}", st.bold("GO RUNTIME"));
+            let _ = writeln!(w, "  {}", rt.explanation);
+        }
+        None => {
+            let _ = writeln!(w, "\n{}", st.bold("THREAD ROLES (from thread names)"));
+        }
+    }
+    for t in with_roles {
+        let Some(r) = &t.role else { continue };
+        let m0 = if r.main_thread && p.runtime.is_some() {
+            " [M0]"
+        } else {
+            ""
+        };
+        let shares: Vec<String> = r
+            .shares
+            .iter()
+            .take(3)
+            .map(|s| {
+                let ev = s
+                    .evidence
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                format!("{} {}{ev}", pct((s.share * 1000.0) as u64, 1000), s.role)
+            })
+            .collect();
+        let _ = writeln!(
+            w,
+            "  {:>7}  {:<34} {}",
+            t.tid,
+            format!("{}{m0}", r.dominant),
+            shares.join(", ")
+        );
+    }
+    if let Some(rt) = &p.runtime {
+        for c in &rt.created {
+            let _ = writeln!(w, "  {:>7}  created because {}", c.tid, c.cause);
+        }
+    }
 }
 
 /// `f1 ← f2 ← f3`: the innermost user frames of a stack (kernel frames
@@ -439,6 +490,7 @@ mod tests {
             threads: vec![t(10, "app", 900_000_000, None, None), reader],
             execs: vec![],
             command: None,
+            runtime: None,
             sampling: Sampling::default(),
             frames: vec![],
             stacks: vec![],

@@ -19,6 +19,8 @@ use blazesym::{
 
 use maps::Mapping;
 
+use crate::golang::binary::GoBinary;
+
 /// A resolved stack frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
@@ -72,6 +74,9 @@ pub struct Symbolizer {
     cache: HashMap<(u32, u64), Frame>,
     /// Last maps text seen per process, to skip unchanged captures.
     last: HashMap<u32, u64>,
+    /// Go function tables of modules blazesym could not name (stripped Go
+    /// binaries), by path; `None` when the module is not Go.
+    go: HashMap<std::path::PathBuf, Option<std::sync::Arc<GoBinary>>>,
 }
 
 impl Default for Symbolizer {
@@ -90,6 +95,7 @@ impl Symbolizer {
             procs: HashMap::new(),
             cache: HashMap::new(),
             last: HashMap::new(),
+            go: HashMap::new(),
         }
     }
 
@@ -188,7 +194,7 @@ impl Symbolize for Symbolizer {
         }
         for (path, (module, addrs)) in groups {
             let offsets: Vec<u64> = addrs.iter().map(|&(_, o)| o).collect();
-            let src = source::Source::Elf(source::Elf::new(path));
+            let src = source::Source::Elf(source::Elf::new(path.clone()));
             let syms = self
                 .blaze
                 .symbolize(&src, Input::FileOffset(&offsets))
@@ -200,7 +206,21 @@ impl Symbolize for Symbolizer {
                         module: module.clone(),
                         kernel: false,
                     },
-                    _ => unknown(&module, off),
+                    _ => {
+                        // Stripped Go binaries keep their function table.
+                        let go = self
+                            .go
+                            .entry(path.clone())
+                            .or_insert_with(|| GoBinary::open(&path).map(std::sync::Arc::new));
+                        match go.as_ref().and_then(|g| g.function_at(off)) {
+                            Some(name) => Frame {
+                                name: name.to_string(),
+                                module: module.clone(),
+                                kernel: false,
+                            },
+                            None => unknown(&module, off),
+                        }
+                    }
                 };
                 self.cache.insert((pid, ip), f);
             }

@@ -1,0 +1,3 @@
+module example.com/profiler/gocgo
+
+go 1.19
