@@ -12,9 +12,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::{
+    diff::budget,
     error::{Error, exit},
-    kernel, output,
+    kernel, load, output,
     profile::Profile,
+    render,
     render::{
         Json, Renderer,
         flame::{FlameOptions, OffCpuFolded, OffCpuSvg, OnCpuFolded, OnCpuSvg},
@@ -54,6 +56,82 @@ pub enum Command {
     /// Start a command and record it from its first instruction until it exits.
     #[command(after_help = EXAMPLES)]
     Record(RecordArgs),
+    /// Render every output again from a saved profile.json (no root needed).
+    #[command(after_help = "Example:\n  profiler report out/profile.json --output again/")]
+    Report(ReportArgs),
+    /// Compare profiles of a base and a new build; exit 1 on a regression.
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
+}
+
+const DIFF_HELP: &str = "\
+Metrics: wall, on_cpu, off_cpu, runnable, sleeping, blocked, threads_seen,
+threads_created, context_switches, switches.voluntary, switches.involuntary,
+syscall.NAME.time, syscall.NAME.count, role.ROLE.time, func.NAME.self,
+func.NAME.total, offcpu.NAME.total. A trailing * matches a family.
+
+Default budgets (when none are given): on_cpu=10% wall=10% runnable=25%
+blocked=25% context_switches=25% threads_created=0.
+
+Exit codes: 0 no regression beyond budget, 1 regression, 2 bad usage or
+unreadable input.
+
+Examples:
+  profiler diff base/profile.json new/profile.json
+  profiler diff --base b1.json b2.json b3.json --new n1.json n2.json n3.json \\
+      --max-increase on_cpu=5% --max-increase threads_created=0 --markdown summary.md
+  profiler diff --base base-runs/ --new new-runs/ --budget perf-budget.toml --output diff/";
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A profile.json written by attach or record.
+    pub profile: PathBuf,
+    /// Directory for report.txt, flamegraphs and folded stacks.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Print the profile as JSON instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Flamegraphs without a root frame per thread.
+    #[arg(long)]
+    pub merge_threads: bool,
+    /// Order of the thread table.
+    #[arg(long, value_enum, default_value_t = SortBy::Cpu)]
+    pub sort: SortBy,
+    /// No messages on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// BASE NEW: two profiles (or directories of profiles).
+    #[arg(num_args = 0..=2, value_name = "BASE NEW")]
+    pub pair: Vec<PathBuf>,
+    /// Base runs: profiles or directories (instead of BASE).
+    #[arg(long, num_args = 1.., value_name = "PROFILE")]
+    pub base: Vec<PathBuf>,
+    /// New runs: profiles or directories (instead of NEW).
+    #[arg(long, num_args = 1.., value_name = "PROFILE")]
+    pub new: Vec<PathBuf>,
+    /// METRIC=LIMIT, e.g. on_cpu=5%, threads_created=0, syscall.read.time=10ms.
+    #[arg(long = "max-increase", value_name = "METRIC=LIMIT")]
+    pub max_increase: Vec<String>,
+    /// Budget file (TOML or JSON) with a max_increase table.
+    #[arg(long)]
+    pub budget: Option<PathBuf>,
+    /// Significance level of the noise test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Write a Markdown summary (for a PR comment or $GITHUB_STEP_SUMMARY).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write the comparison as JSON.
+    #[arg(long = "json", value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// Directory for differential flamegraphs (diff-oncpu.svg, diff-offcpu.svg).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 /// Options shared by `attach` and `record`.
@@ -142,6 +220,15 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Attach(a) => attach(a),
         Command::Record(r) => record(r),
+        Command::Report(r) => report(r),
+        // Whatever goes wrong in diff is exit 2, never 1 (= regression).
+        Command::Diff(d) => diff(d).map_err(|e| {
+            if e.downcast_ref::<Error>().is_some() {
+                e
+            } else {
+                Error::Input(format!("{e:#}")).into()
+            }
+        }),
     }
 }
 
@@ -194,7 +281,7 @@ fn attach(a: AttachArgs) -> Result<i32> {
             quiet: a.common.quiet,
         },
     )?;
-    emit(&profile, &a.common)?;
+    emit(&profile, &(&a.common).into())?;
     Ok(exit::OK)
 }
 
@@ -212,7 +299,7 @@ fn record(r: RecordArgs) -> Result<i32> {
             quiet: r.common.quiet,
         },
     )?;
-    emit(&rec.profile, &r.common)?;
+    emit(&rec.profile, &(&r.common).into())?;
     let code = rec.exit.map(|e| e.shell_code()).unwrap_or(exit::FAILURE);
     if !r.common.quiet {
         match rec.exit {
@@ -226,8 +313,29 @@ fn record(r: RecordArgs) -> Result<i32> {
     Ok(if r.ignore_exit_status { exit::OK } else { code })
 }
 
+/// How results are written.
+struct EmitOpts<'a> {
+    output: Option<&'a std::path::Path>,
+    json: bool,
+    merge_threads: bool,
+    sort: SortBy,
+    quiet: bool,
+}
+
+impl<'a> From<&'a CommonArgs> for EmitOpts<'a> {
+    fn from(c: &'a CommonArgs) -> Self {
+        EmitOpts {
+            output: c.output.as_deref(),
+            json: c.json,
+            merge_threads: c.merge_threads,
+            sort: c.sort,
+            quiet: c.quiet,
+        }
+    }
+}
+
 /// Every file `--output` gets.
-fn renderers(c: &CommonArgs) -> Vec<Box<dyn Renderer>> {
+fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
     let text = TextOptions {
         sort: c.sort,
         ..TextOptions::default()
@@ -246,9 +354,9 @@ fn renderers(c: &CommonArgs) -> Vec<Box<dyn Renderer>> {
 }
 
 /// Writes the files and prints the report or JSON.
-fn emit(profile: &Profile, c: &CommonArgs) -> Result<()> {
+fn emit(profile: &Profile, c: &EmitOpts) -> Result<()> {
     let mut written = Vec::new();
-    if let Some(dir) = &c.output {
+    if let Some(dir) = c.output {
         for r in renderers(c) {
             let bytes = r.render(profile)?;
             output::write_file(dir, r.file_name(), &bytes)
@@ -269,7 +377,7 @@ fn emit(profile: &Profile, c: &CommonArgs) -> Result<()> {
         stdout.write_all(crate::render::text::report(profile, &opts).as_bytes())?;
     }
     stdout.flush()?;
-    if let Some(dir) = &c.output
+    if let Some(dir) = c.output
         && !c.quiet
     {
         eprintln!(
@@ -279,4 +387,90 @@ fn emit(profile: &Profile, c: &CommonArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn report(r: ReportArgs) -> Result<i32> {
+    let profile = load::load(&r.profile).map_err(|e| Error::Input(e.to_string()))?;
+    if let Some(dir) = &r.output {
+        output::prepare_dir(dir)?;
+    }
+    emit(
+        &profile,
+        &EmitOpts {
+            output: r.output.as_deref(),
+            json: r.json,
+            merge_threads: r.merge_threads,
+            sort: r.sort,
+            quiet: r.quiet,
+        },
+    )?;
+    Ok(exit::OK)
+}
+
+fn load_all(paths: &[PathBuf], side: &str) -> Result<Vec<Profile>, Error> {
+    let files = load::expand(paths).map_err(|e| Error::Input(e.to_string()))?;
+    if files.is_empty() {
+        return Err(Error::Input(format!("no {side} profiles given")));
+    }
+    files
+        .iter()
+        .map(|f| load::load(f).map_err(|e| Error::Input(e.to_string())))
+        .collect()
+}
+
+fn diff(d: DiffArgs) -> Result<i32> {
+    // Anything wrong here is bad usage or input: exit 2.
+    let input = |e: String| anyhow::Error::from(Error::Input(e));
+    let (base_paths, new_paths) = match (d.pair.len(), d.base.is_empty(), d.new.is_empty()) {
+        (2, true, true) => (vec![d.pair[0].clone()], vec![d.pair[1].clone()]),
+        (0, false, false) => (d.base.clone(), d.new.clone()),
+        _ => {
+            return Err(Error::Usage(
+                "diff: give BASE NEW, or --base PROFILE... --new PROFILE...".into(),
+            )
+            .into());
+        }
+    };
+    if !(d.alpha > 0.0 && d.alpha < 1.0) {
+        return Err(Error::Usage(format!(
+            "invalid --alpha {}: must be between 0 and 1",
+            d.alpha
+        ))
+        .into());
+    }
+    let base = load_all(&base_paths, "base")?;
+    let new = load_all(&new_paths, "new")?;
+    let mut budgets = match &d.budget {
+        Some(f) => budget::Budgets::from_file(f).map_err(input)?,
+        None if d.max_increase.is_empty() => budget::Budgets::defaults(),
+        None => budget::Budgets::default(),
+    };
+    for flag in &d.max_increase {
+        budgets.add_flag(flag).map_err(input)?;
+    }
+    let result = crate::diff::compare(&base, &new, &budgets, d.alpha);
+    let write = |path: &std::path::Path, text: &str| -> Result<()> {
+        std::fs::write(path, text)
+            .map_err(|e| input(format!("cannot write {}: {e}", path.display())))
+    };
+    if let Some(md) = &d.markdown {
+        write(md, &render::diff::markdown(&result))?;
+    }
+    if let Some(js) = &d.json_out {
+        write(js, &render::diff::json(&result)?)?;
+    }
+    if let Some(dir) = &d.output {
+        output::prepare_dir(dir).map_err(|e| input(e.to_string()))?;
+        for (name, on) in [("diff-oncpu.svg", true), ("diff-offcpu.svg", false)] {
+            let svg = render::flame::differential_svg(&base, &new, on)?;
+            output::write_file(dir, name, &svg)
+                .map_err(|e| input(format!("cannot write {name}: {e}")))?;
+        }
+    }
+    print!("{}", render::diff::text(&result));
+    Ok(if result.regressed {
+        exit::REGRESSION
+    } else {
+        exit::OK
+    })
 }

@@ -23,6 +23,9 @@ pub enum Error {
     KernelFeature(String),
     #[error("output directory {path}: {reason}")]
     Output { path: PathBuf, reason: String },
+    /// A profile or budget given to `report`/`diff` is unreadable or wrong.
+    #[error("{0}")]
+    Input(String),
     /// `record`: the command could not be started.
     #[error("{0}")]
     Command(String),
@@ -41,6 +44,7 @@ impl Error {
             Error::KernelFeature(_) => exit::KERNEL,
             Error::Output { .. } => exit::OUTPUT,
             Error::Command(_) => exit::COMMAND,
+            Error::Input(_) => exit::USAGE,
         }
     }
 }
@@ -50,6 +54,8 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// Anything unexpected.
     pub const FAILURE: i32 = 1;
+    /// `diff`: a metric regressed beyond its budget.
+    pub const REGRESSION: i32 = 1;
     /// Bad command line (clap uses 2 too).
     pub const USAGE: i32 = 2;
     /// The target pid is missing, a kernel thread, a zombie, or ourselves.

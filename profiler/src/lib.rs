@@ -7,10 +7,12 @@
 //! report, JSON). [`cli`] wires them for the commands; [`session`] runs a
 //! recording.
 pub mod cli;
+pub mod diff;
 pub mod duration;
 pub mod error;
 pub mod golang;
 pub mod kernel;
+pub mod load;
 pub mod model;
 pub mod output;
 pub mod preflight;

@@ -57,7 +57,13 @@ pub fn run_tests(lints: bool, extra: &[String]) -> Result<()> {
         "--bins",
     ]))?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "profiler-ebpf"]);
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "profiler-ebpf",
+        "--no-fail-fast",
+    ]);
     if !extra.is_empty() {
         c.arg("--").args(extra);
     }

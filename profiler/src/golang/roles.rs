@@ -527,8 +527,8 @@ mod tests {
             .contains("wakep")
         );
         assert!(
-            creation_cause(&["main.main", "pthread_create"])
-                .contains("not created by the Go runtime")
+            creation_cause(&["main.main", "pthread_create", "clone3"]).contains("pthread_create")
         );
+        assert!(creation_cause(&["main.main"]).contains("not created by the Go runtime"));
     }
 }

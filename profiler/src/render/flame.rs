@@ -140,6 +140,71 @@ fn target_desc(p: &Profile) -> String {
     )
 }
 
+/// Folded stacks of several runs added up, each count divided by the
+/// number of runs (so sides with different run counts compare).
+fn averaged(profiles: &[Profile], on_cpu: bool) -> String {
+    let o = FlameOptions::default();
+    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+    for p in profiles {
+        let folded = if on_cpu {
+            oncpu_folded(p, &o)
+        } else {
+            offcpu_folded(p, &o)
+        };
+        for l in folded.lines() {
+            if let Some((stack, n)) = l.rsplit_once(' ')
+                && let Ok(n) = n.parse::<u64>()
+            {
+                *sum.entry(stack.to_string()).or_default() += n;
+            }
+        }
+    }
+    let runs = profiles.len().max(1) as u64;
+    lines(
+        sum.into_iter()
+            .map(|(k, v)| (format!(";{k}"), v / runs))
+            .collect(),
+    )
+}
+
+/// A differential flamegraph (inferno): the new runs' stacks, red where
+/// they grew against the base runs, blue where they shrank.
+pub fn differential_svg(
+    base: &[Profile],
+    new: &[Profile],
+    on_cpu: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let (b, n) = (averaged(base, on_cpu), averaged(new, on_cpu));
+    let kind = if on_cpu { "On-CPU" } else { "Off-CPU" };
+    let title = format!(
+        "{kind} differential: {} base run(s) → {} new run(s)",
+        base.len(),
+        new.len()
+    );
+    if b.trim().is_empty() && n.trim().is_empty() {
+        return Ok(empty_svg(&title, "no stacks were recorded"));
+    }
+    let mut folded = Vec::new();
+    inferno::differential::from_readers(
+        inferno::differential::Options::default(),
+        b.as_bytes(),
+        n.as_bytes(),
+        &mut folded,
+    )?;
+    let mut opts = flamegraph::Options::default();
+    opts.title = title;
+    opts.subtitle = Some("red: grew, blue: shrank (width: new)".into());
+    opts.count_name = if on_cpu {
+        "samples".into()
+    } else {
+        "µs".into()
+    };
+    opts.deterministic = true;
+    let mut out = Vec::new();
+    flamegraph::from_reader(&mut opts, folded.as_slice(), &mut out)?;
+    Ok(out)
+}
+
 /// `oncpu.folded`.
 pub struct OnCpuFolded(pub FlameOptions);
 /// `offcpu.folded`.

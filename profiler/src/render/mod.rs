@@ -1,5 +1,6 @@
 //! Renderers: one per output format, each from a [`Profile`] alone.
 
+pub mod diff;
 pub mod flame;
 pub mod text;
 

@@ -6,6 +6,7 @@
 //!   300 ms in `block_in_read` on a pipe main writes to after 300 ms;
 //! - `early`: the very first thing main does is create `early-bird`, which
 //!   exits at once; main then sleeps 100 ms;
+//! - `work N`: burns N x 150 ms of CPU in `burn_work`;
 //! - `exit N`: exits with status N.
 //!
 //! Built with frame pointers (.cargo/config.toml), so frame-pointer stack
@@ -48,6 +49,11 @@ fn burn_alpha() -> u64 {
 #[inline(never)]
 fn burn_beta() -> u64 {
     std::hint::black_box(spin(Duration::from_millis(200)))
+}
+
+#[inline(never)]
+fn burn_work(d: Duration) -> u64 {
+    std::hint::black_box(spin(d))
 }
 
 #[inline(never)]
@@ -98,12 +104,17 @@ fn main() {
             let _ = w.write_all(b"x");
             let _ = (s.join(), b.join());
         }
+        Some("work") => {
+            // Work scaled by the argument: N x 150 ms of CPU in burn_work.
+            let n: u32 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(1);
+            std::hint::black_box(burn_work(Duration::from_millis(150) * n));
+        }
         Some("exit") => {
             let code = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(0);
             std::process::exit(code);
         }
         _ => {
-            eprintln!("usage: stacks burn|wait|early|exit N");
+            eprintln!("usage: stacks burn|wait|early|work N|exit N");
             std::process::exit(2);
         }
     }
