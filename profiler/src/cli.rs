@@ -101,6 +101,9 @@ pub struct ReportArgs {
     /// No messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Overwrite an output directory that already holds a profile.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +166,13 @@ pub struct CommonArgs {
     /// No progress messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Overwrite an output directory that already holds a profile.
+    #[arg(long)]
+    pub force: bool,
+    /// Most threads traced at once (kernel map size); threads beyond it are
+    /// counted as lost.
+    #[arg(long, default_value_t = 32768, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
+    pub max_threads: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,6 +227,7 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    refuse_setuid()?;
     match cli.command {
         Command::Attach(a) => attach(a),
         Command::Record(r) => record(r),
@@ -246,13 +257,42 @@ impl Observer for Stderr {
     fn progress(&mut self, _p: Progress) {}
 }
 
+/// The first SIGINT/SIGTERM sets the flag (stop, write everything); a
+/// second one exits at once (130/143): files are only ever renamed into
+/// place complete, so what is there stays consistent.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for (sig, code) in [
+        (signal_hook::consts::SIGINT, 130),
+        (signal_hook::consts::SIGTERM, 143),
+    ] {
+        signal_hook::flag::register_conditional_shutdown(sig, code, Arc::clone(&stop))
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
     Ok(stop)
+}
+
+/// profiler loads kernel programs as root: it must not be a setuid or
+/// setgid door for other users.
+fn refuse_setuid() -> Result<(), Error> {
+    // SAFETY: trivial syscalls.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    if uid != euid || gid != egid {
+        return Err(Error::Privilege(format!(
+            "profiler refuses to run setuid/setgid (uid {uid}, effective uid {euid}): it loads kernel \
+             programs and reads other processes' memory, so it must be run by root itself, e.g. with sudo"
+        )));
+    }
+    Ok(())
 }
 
 fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
@@ -262,6 +302,7 @@ fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
             follow_children,
             stacks: !c.no_stacks,
             freq_hz: if c.no_stacks { 0 } else { c.freq },
+            max_threads: c.max_threads,
             ..kernel::Options::default()
         },
     }
@@ -269,7 +310,7 @@ fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
 
 fn attach(a: AttachArgs) -> Result<i32> {
     if let Some(dir) = &a.common.output {
-        output::prepare_dir(dir)?;
+        output::prepare_dir(dir, a.common.force)?;
     }
     let stop = stop_flag()?;
     let opts = session_options(&a.common, a.follow_children);
@@ -287,7 +328,7 @@ fn attach(a: AttachArgs) -> Result<i32> {
 
 fn record(r: RecordArgs) -> Result<i32> {
     if let Some(dir) = &r.common.output {
-        output::prepare_dir(dir)?;
+        output::prepare_dir(dir, r.common.force)?;
     }
     let stop = stop_flag()?;
     let opts = session_options(&r.common, !r.no_follow_children);
@@ -353,16 +394,47 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
     ]
 }
 
+/// Writes every file to `dir`; on failure, everything to a rescue
+/// directory, and the error names both.
+fn write_all(profile: &Profile, c: &EmitOpts, dir: &std::path::Path) -> Result<Vec<&'static str>> {
+    let files: Vec<(&'static str, Vec<u8>)> = renderers(c)
+        .iter()
+        .map(|r| Ok((r.file_name(), r.render(profile)?)))
+        .collect::<Result<_>>()?;
+    let mut failure = None;
+    for (name, bytes) in &files {
+        if let Err(e) = output::write_file(dir, name, bytes) {
+            failure = Some(format!("writing {}: {e}", dir.join(name).display()));
+            break;
+        }
+    }
+    let Some(why) = failure else {
+        return Ok(files.iter().map(|f| f.0).collect());
+    };
+    let rescued = output::rescue_dir().and_then(|r| {
+        for (name, bytes) in &files {
+            output::write_file(&r, name, bytes)?;
+        }
+        Ok(r)
+    });
+    Err(match rescued {
+        Ok(r) => Error::Output {
+            path: dir.to_path_buf(),
+            reason: format!("{why}; the recording was saved in {} instead", r.display()),
+        },
+        Err(e) => Error::Output {
+            path: dir.to_path_buf(),
+            reason: format!("{why}; saving it in the temp dir failed too ({e})"),
+        },
+    }
+    .into())
+}
+
 /// Writes the files and prints the report or JSON.
 fn emit(profile: &Profile, c: &EmitOpts) -> Result<()> {
     let mut written = Vec::new();
     if let Some(dir) = c.output {
-        for r in renderers(c) {
-            let bytes = r.render(profile)?;
-            output::write_file(dir, r.file_name(), &bytes)
-                .with_context(|| format!("writing {}", dir.join(r.file_name()).display()))?;
-            written.push(r.file_name());
-        }
+        written = write_all(profile, c, dir)?;
     }
     let mut stdout = std::io::stdout().lock();
     if c.json {
@@ -392,7 +464,7 @@ fn emit(profile: &Profile, c: &EmitOpts) -> Result<()> {
 fn report(r: ReportArgs) -> Result<i32> {
     let profile = load::load(&r.profile).map_err(|e| Error::Input(e.to_string()))?;
     if let Some(dir) = &r.output {
-        output::prepare_dir(dir)?;
+        output::prepare_dir(dir, r.force)?;
     }
     emit(
         &profile,
@@ -460,7 +532,7 @@ fn diff(d: DiffArgs) -> Result<i32> {
         write(js, &render::diff::json(&result)?)?;
     }
     if let Some(dir) = &d.output {
-        output::prepare_dir(dir).map_err(|e| input(e.to_string()))?;
+        output::prepare_dir(dir, true).map_err(|e| input(e.to_string()))?;
         for (name, on) in [("diff-oncpu.svg", true), ("diff-offcpu.svg", false)] {
             let svg = render::flame::differential_svg(&base, &new, on)?;
             output::write_file(dir, name, &svg)

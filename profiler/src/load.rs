@@ -206,3 +206,73 @@ mod tests {
         assert!(err("{\"format\": \"profiler/1\", \"tool\": {\"name\": \"p\", \"version\": \"1\"}, \"target\": {\"pid\": 99999999999, \"comm\": \"a\", \"exe\": \"\"}}").contains("invalid content"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The reader against hostile input: the corpus of cases found so far
+    //! (`tests/corpus/`), and seeded random mutations of a valid profile.
+    //! Every input must give `Ok` or a clean `Err`, never a panic.
+    use super::*;
+
+    fn valid() -> Vec<u8> {
+        let d = crate::diff::tests::mk(100, 400, 2);
+        serde_json::to_vec(&d).unwrap()
+    }
+
+    #[test]
+    fn corpus_cases_fail_cleanly() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let r = load(&e.path());
+            assert!(r.is_err(), "{} should be rejected", e.path().display());
+            n += 1;
+        }
+        assert!(n >= 8, "corpus has {n} cases");
+        assert!(parse(Path::new("ok"), &valid()).is_ok());
+    }
+
+    #[test]
+    fn random_mutations_never_panic() {
+        let base = valid();
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut rng = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let interesting: &[&[u8]] = &[
+            b"-1",
+            b"1e999",
+            b"null",
+            b"\"\"",
+            b"[]",
+            b"{}",
+            b"18446744073709551616",
+            b"\"profiler/2\"",
+        ];
+        for _ in 0..3000 {
+            let mut m = base.clone();
+            for _ in 0..(1 + rng() % 4) {
+                let at = (rng() % m.len() as u64) as usize;
+                match rng() % 4 {
+                    0 => m[at] = rng() as u8,
+                    1 => m.truncate(at),
+                    2 => {
+                        let ins = interesting[(rng() % interesting.len() as u64) as usize];
+                        m.splice(at..at, ins.iter().copied());
+                    }
+                    _ => {
+                        let end = (at + (rng() % 16) as usize).min(m.len());
+                        m.drain(at..end);
+                    }
+                }
+                if m.is_empty() {
+                    break;
+                }
+            }
+            let _ = parse(Path::new("fuzz"), &m);
+        }
+    }
+}

@@ -82,6 +82,8 @@ pub struct Kernel {
     links: Vec<(&'static str, TracePointLinkId)>,
     config: Config,
     freq_hz: u64,
+    /// Threads that could not be seeded: thread map full.
+    lost_seeds: u64,
 }
 
 fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
@@ -227,6 +229,7 @@ impl Kernel {
             links,
             config,
             freq_hz: if sampling { opts.freq_hz } else { 0 },
+            lost_seeds: 0,
         })
     }
 
@@ -243,7 +246,8 @@ impl Kernel {
     }
 
     /// Starts tracing `tid` with `rec`. Returns false when the thread is
-    /// already traced (created by a traced thread meanwhile).
+    /// already traced (created by a traced thread meanwhile) or the thread
+    /// map is full (then counted as lost, as the kernel side counts).
     pub fn seed(&mut self, tid: u32, rec: ThreadRec) -> Result<bool> {
         let mut threads: HashMap<_, u32, ThreadRec> = HashMap::try_from(
             self.ebpf
@@ -253,11 +257,14 @@ impl Kernel {
         const BPF_NOEXIST: u64 = 1;
         match threads.insert(tid, rec, BPF_NOEXIST) {
             Ok(()) => Ok(true),
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
-            {
-                Ok(false)
-            }
+            Err(aya::maps::MapError::SyscallError(e)) => match e.io_error.raw_os_error() {
+                Some(libc::EEXIST) => Ok(false),
+                Some(libc::E2BIG) => {
+                    self.lost_seeds += 1;
+                    Ok(false)
+                }
+                _ => Err(anyhow::Error::from(e)).with_context(|| format!("seeding thread {tid}")),
+            },
             Err(e) => Err(e).with_context(|| format!("seeding thread {tid}")),
         }
     }
@@ -328,7 +335,7 @@ impl Kernel {
     pub fn lost(&self) -> Result<LostCounts> {
         Ok(LostCounts {
             ringbuf_full: self.counter(counter::LOST_RINGBUF)?,
-            threads_map_full: self.counter(counter::LOST_THREADS_FULL)?,
+            threads_map_full: self.counter(counter::LOST_THREADS_FULL)? + self.lost_seeds,
             syscalls_map_full: self.counter(counter::LOST_SYSCALLS_FULL)?,
             stacks: self.counter(counter::LOST_STACKS)?,
             samples: self.counter(counter::LOST_SAMPLES)?,

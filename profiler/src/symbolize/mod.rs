@@ -329,3 +329,67 @@ mod tests {
         assert_eq!(v, vec![fr("__schedule"), fr("schedule")]);
     }
 }
+
+#[cfg(test)]
+mod malformed {
+    //! ELF files come from the target and may be broken or hostile: a
+    //! corrupt binary must give `[unknown]` frames, never a crash or hang.
+    use super::*;
+
+    #[test]
+    fn corrupt_binaries_give_unknown_frames() {
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        let dir = std::env::temp_dir().join(format!("profiler-badelf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("truncated-header", exe[..40].to_vec()),
+            ("truncated-half", exe[..exe.len() / 2].to_vec()),
+            (
+                "garbage",
+                (0..65536u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .collect(),
+            ),
+        ];
+        // Section header table offset and count smashed.
+        let mut smashed = exe.clone();
+        smashed[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        smashed[0x3c..0x3e].copy_from_slice(&0xffffu16.to_le_bytes());
+        cases.push(("smashed-shdrs", smashed));
+        let mut s = Symbolizer::new();
+        for (i, (name, bytes)) in cases.iter().enumerate() {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let md = std::fs::metadata(&path).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let pid = 1_000_000 + i as u32;
+            s.procs.insert(
+                pid,
+                vec![vec![Mapping {
+                    start: 0x1000,
+                    end: 0x100_0000,
+                    offset: 0,
+                    dev: (libc::major(md.dev()), libc::minor(md.dev())),
+                    inode: md.ino(),
+                    path: path.to_string_lossy().into_owned(),
+                    file: None,
+                    stamp: Some((md.size(), md.mtime())),
+                }]],
+            );
+            let t = std::time::Instant::now();
+            let frames = s.user(pid, &[0x2000, 0x3000]);
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{name}: too slow"
+            );
+            assert_eq!(frames.len(), 2);
+            assert!(
+                frames.iter().all(|f| f.name.starts_with("[unknown]")),
+                "{name}: {frames:?}"
+            );
+            assert!(GoBinary::parse(bytes).is_none(), "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
