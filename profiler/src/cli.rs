@@ -391,6 +391,8 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
         Box::new(OffCpuFolded(flame.clone())),
         Box::new(OnCpuSvg(flame.clone())),
         Box::new(OffCpuSvg(flame)),
+        Box::new(render::pprof::OnCpuPprof),
+        Box::new(render::pprof::OffCpuPprof),
     ]
 }
 

@@ -6,10 +6,10 @@ use profiler_tests::{require_root, run_profiler, scratch};
 
 const STACKS: &str = env!("CARGO_BIN_EXE_stacks");
 
-fn record_runs(dir: &std::path::Path, work: &str, runs: usize) -> Vec<PathBuf> {
+fn record_runs(dir: &std::path::Path, label: &str, work: &str, runs: usize) -> Vec<PathBuf> {
     (0..runs)
         .map(|i| {
-            let out = dir.join(format!("w{work}-{i}"));
+            let out = dir.join(format!("{label}-{i}"));
             let res = run_profiler(&[
                 "record",
                 "-q",
@@ -32,9 +32,9 @@ fn record_runs(dir: &std::path::Path, work: &str, runs: usize) -> Vec<PathBuf> {
 fn diff_fails_on_doubled_work_naming_the_function_and_passes_on_equal_work() {
     require_root();
     let dir = scratch("diff-e2e");
-    let base = record_runs(&dir, "1", 5);
-    let same = record_runs(&dir, "1", 5);
-    let double = record_runs(&dir, "2", 5);
+    let base = record_runs(&dir, "base", "1", 5);
+    let same = record_runs(&dir, "same", "1", 5);
+    let double = record_runs(&dir, "double", "2", 5);
     let arg = |v: &[PathBuf]| {
         v.iter()
             .map(|p| p.to_str().unwrap().to_string())

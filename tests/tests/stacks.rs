@@ -240,3 +240,34 @@ fn record_exits_with_the_commands_status() {
         res.stderr
     );
 }
+
+#[test]
+fn pprof_files_are_read_by_go_tool_pprof() {
+    require_root();
+    let (_, out) = record("pprof", &["--freq", "499"], &["burn"]);
+    let top = |file: &str| {
+        let o = std::process::Command::new("go")
+            .args(["tool", "pprof", "-top"])
+            .arg(out.join(file))
+            .output()
+            .expect("go tool pprof (Go is installed by cargo xtask setup)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let on = top("profile.pb.gz");
+    assert!(
+        on.contains("Type: cpu") && on.contains("stacks::spin"),
+        "{on}"
+    );
+    let (_, out2) = record("pprof-off", &[], &["wait"]);
+    let o = std::process::Command::new("go")
+        .args(["tool", "pprof", "-top", "-tagfocus=syscall=read"])
+        .arg(out2.join("offcpu.pb.gz"))
+        .output()
+        .unwrap();
+    let off = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        off.contains("Type: offcpu") && off.contains("block_in_read"),
+        "{off}"
+    );
+}

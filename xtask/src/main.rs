@@ -4,8 +4,10 @@
 //!   built against the nightly's own LLVM); idempotent and quick when done.
 //! - `demo`: setup, build, profile the bundled demo program, print the report.
 //! - `test`: setup, lints, every test (privileged end-to-end ones included),
-//!   then the demo as a smoke test.
+//!   then the demo and the bench in smoke mode.
+//! - `bench`: overhead against untraced runs and peer tools.
 
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -27,6 +29,18 @@ enum Cmd {
     Setup,
     /// Profile the bundled demo program and print the report.
     Demo,
+    /// Overhead benchmark against untraced runs and peer tools.
+    Bench {
+        /// One short repetition of each configuration (CI).
+        #[arg(long)]
+        smoke: bool,
+        /// Repetitions per configuration.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Run lints and every test, privileged end-to-end tests included.
     Test {
         /// Skip fmt/clippy.
@@ -43,6 +57,11 @@ fn main() {
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::run().map(|_| ()),
         Cmd::Demo => setup::run().and_then(|_| demo::run()),
+        Cmd::Bench {
+            smoke,
+            reps,
+            seconds,
+        } => setup::run().and_then(|_| bench::run(smoke, reps, seconds)),
         Cmd::Test {
             no_lint,
             cargo_args,

@@ -69,7 +69,9 @@ pub fn run_tests(lints: bool, extra: &[String]) -> Result<()> {
     }
     sh(&mut c)?;
     eprintln!("xtask: running the demo as a smoke test");
-    crate::demo::run()
+    crate::demo::run()?;
+    eprintln!("xtask: running the bench in smoke mode (so it does not rot)");
+    crate::bench::run(true, 1, 0.3)
 }
 
 pub fn run(lints: bool, extra: &[String]) -> Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod diff;
 pub mod flame;
+pub mod pprof;
 pub mod text;
 
 use crate::profile::Profile;

@@ -1,0 +1,399 @@
+//! `cargo xtask bench [--smoke] [--reps N] [--seconds S]`: what tracing
+//! costs the target, measured as throughput ratios against untraced runs
+//! and against peer tools in the same run, interleaved.
+//!
+//! Workloads: a two-thread pipe ping-pong, pinned to one CPU (a context
+//! switch per message) and across CPUs. Configurations: untraced;
+//! `profiler attach` with defaults; `profiler --no-stacks`; `profiler`
+//! attached to another process (what bystanders pay); and, when installed
+//! (Debian's libbpf-tools, linux-perf, bpftrace, installed here when
+//! possible): `offcputime -p`, `perf sched record -p`, and a bpftrace script
+//! with sched_switch stacks and syscall latency for the pid.
+//!
+//! Writes `bench/RESULTS.md`. `--smoke` runs one short repetition of each
+//! configuration (CI runs it so the bench does not rot); its numbers mean
+//! nothing.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{cargo, root, sh};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Config {
+    Untraced,
+    Profiler,
+    ProfilerNoStacks,
+    ProfilerBystander,
+    Offcputime,
+    PerfSched,
+    Bpftrace,
+}
+
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Untraced => "untraced",
+            Config::Profiler => "profiler (defaults)",
+            Config::ProfilerNoStacks => "profiler --no-stacks",
+            Config::ProfilerBystander => "profiler on another process",
+            Config::Offcputime => "libbpf-tools offcputime -p",
+            Config::PerfSched => "perf sched record -p",
+            Config::Bpftrace => "bpftrace (switch stacks + syscall latency)",
+        }
+    }
+}
+
+/// One traced run's measurements.
+#[derive(Default, Clone, Debug)]
+struct Sample {
+    ops: f64,
+    tracer_cpu_s: f64,
+    tracer_rss_mb: f64,
+    stop_to_files_s: Option<f64>,
+    events: Option<u64>,
+    lost: Option<u64>,
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(bin))
+            .find(|c| c.is_file())
+    })
+}
+
+fn ensure_peers() {
+    let missing = ["offcputime", "perf", "bpftrace"]
+        .iter()
+        .any(|b| which(b).is_none());
+    if missing {
+        eprintln!("xtask: installing peer tools (libbpf-tools, linux-perf, bpftrace) if available");
+        let _ = Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "libbpf-tools",
+                "linux-perf",
+                "bpftrace",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// Waits for the child and returns (CPU seconds, max RSS MB).
+fn reap(child: &mut Child) -> (f64, f64) {
+    let mut status = 0;
+    // SAFETY: zeroed rusage is valid; waiting on our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (
+        t(ru.ru_utime) + t(ru.ru_stime),
+        ru.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+fn interrupt(child: &Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+struct Workload {
+    name: &'static str,
+    cpu: Option<u32>,
+}
+
+fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> Result<Sample> {
+    let mut pp = Command::new(bin.join("pingpong"));
+    pp.arg(secs.to_string());
+    if let Some(c) = w.cpu {
+        pp.arg(c.to_string());
+    }
+    let mut target = pp
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("pingpong")?;
+    let mut out = BufReader::new(target.stdout.take().context("stdout")?).lines();
+    let ready = out.next().context("pingpong printed nothing")??;
+    let pid: u32 = ready
+        .strip_prefix("ready ")
+        .context("ready line")?
+        .trim()
+        .parse()?;
+    let mut bystander = None;
+    let outdir = scratch.join(format!("{}-{:?}", w.name, cfg).replace(' ', "_"));
+    let _ = std::fs::remove_dir_all(&outdir);
+    let profiler = |extra: &[&str], p: u32| -> Result<Child> {
+        let mut c = Command::new(bin.join("profiler"));
+        c.args(["attach", "--pid", &p.to_string(), "--output"])
+            .arg(&outdir)
+            .args(extra);
+        Ok(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?)
+    };
+    let mut tracer: Option<Child> = match cfg {
+        Config::Untraced => None,
+        Config::Profiler => Some(profiler(&[], pid)?),
+        Config::ProfilerNoStacks => Some(profiler(&["--no-stacks"], pid)?),
+        Config::ProfilerBystander => {
+            let s = Command::new("sleep").arg("3600").spawn()?;
+            let t = profiler(&[], s.id())?;
+            bystander = Some(s);
+            Some(t)
+        }
+        Config::Offcputime => Some(
+            Command::new(which("offcputime").context("offcputime missing")?)
+                .args(["-p", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        ),
+        Config::PerfSched => Some(
+            Command::new(which("perf").context("perf missing")?)
+                .args(["sched", "record", "-p", &pid.to_string(), "-o"])
+                .arg(scratch.join("perf.data"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        ),
+        Config::Bpftrace => {
+            let script = format!(
+                "tracepoint:sched:sched_switch /args.prev_pid == {pid} || pid == {pid}/ {{ @s[kstack, ustack] = count(); }} \
+                 tracepoint:raw_syscalls:sys_enter /pid == {pid}/ {{ @t[tid] = nsecs; }} \
+                 tracepoint:raw_syscalls:sys_exit /pid == {pid} && @t[tid]/ {{ @lat = hist(nsecs - @t[tid]); delete(@t[tid]); }}"
+            );
+            Some(
+                Command::new(which("bpftrace").context("bpftrace missing")?)
+                    .args(["-e", &script])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            )
+        }
+    };
+    // Wait until the tracer is live.
+    if let Some(t) = tracer.as_mut() {
+        if matches!(
+            cfg,
+            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerBystander
+        ) {
+            let err = BufReader::new(t.stderr.take().context("stderr")?);
+            let mut lines = err.lines();
+            loop {
+                match lines.next() {
+                    Some(Ok(l)) if l.contains("recording pid") => break,
+                    Some(Ok(_)) => {}
+                    _ => bail!("profiler did not start"),
+                }
+            }
+            std::thread::spawn(move || for _ in lines {});
+        } else {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    writeln!(target.stdin.as_mut().context("stdin")?, "go")?;
+    let line = out.next().context("pingpong result")??;
+    let ops: f64 = line
+        .strip_prefix("ops_per_sec ")
+        .context("result line")?
+        .trim()
+        .parse()?;
+    let _ = target.wait();
+    let exited = Instant::now();
+    let mut s = Sample {
+        ops,
+        ..Sample::default()
+    };
+    if let Some(mut t) = tracer {
+        if !matches!(cfg, Config::Profiler | Config::ProfilerNoStacks) {
+            interrupt(&t);
+        }
+        let (cpu, rss) = reap(&mut t);
+        s.tracer_cpu_s = cpu;
+        s.tracer_rss_mb = rss;
+        if matches!(
+            cfg,
+            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerBystander
+        ) {
+            s.stop_to_files_s = Some(exited.elapsed().as_secs_f64());
+            if let Ok(text) = std::fs::read(outdir.join("profile.json"))
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text)
+            {
+                s.events = v["totals"]["context_switches"].as_u64();
+                s.lost = v["totals"]["lost_events"].as_u64();
+            }
+        }
+    }
+    if let Some(mut b) = bystander {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+    Ok(s)
+}
+
+fn stats(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let med = if s.is_empty() { 0.0 } else { s[s.len() / 2] };
+    (
+        s.first().copied().unwrap_or(0.0),
+        med,
+        s.last().copied().unwrap_or(0.0),
+    )
+}
+
+pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
+    if !crate::util::is_root() {
+        bail!("the bench loads eBPF programs: run it as root");
+    }
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "profiler",
+        "-p",
+        "profiler-tests",
+        "--bins",
+    ]))?;
+    ensure_peers();
+    let bin = root().join("target/release");
+    let scratch = root().join("target/bench");
+    std::fs::create_dir_all(&scratch)?;
+    let (reps, secs) = if smoke { (1, 0.3) } else { (reps, secs) };
+    let workloads = [
+        Workload {
+            name: "ping-pong pinned to one CPU",
+            cpu: Some(0),
+        },
+        Workload {
+            name: "ping-pong across CPUs",
+            cpu: None,
+        },
+    ];
+    let mut configs = vec![
+        Config::Untraced,
+        Config::Profiler,
+        Config::ProfilerNoStacks,
+        Config::ProfilerBystander,
+    ];
+    for (c, b) in [
+        (Config::Offcputime, "offcputime"),
+        (Config::PerfSched, "perf"),
+        (Config::Bpftrace, "bpftrace"),
+    ] {
+        if which(b).is_some() {
+            configs.push(c);
+        } else {
+            eprintln!("xtask: {b} not installed: {} skipped", c.name());
+        }
+    }
+    let mut md = String::new();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    md.push_str(&format!(
+        "# Benchmark results\n\n{date}; kernel {}; CPU {cpu}; {} CPUs; {reps} repetition(s) of {secs} s per configuration, interleaved{}.\n\n\
+         Throughput is the workload's own operations per second (one op = one byte there and back), as a ratio to the median untraced run of the same workload.\n",
+        kernel.trim(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        if smoke { " (SMOKE RUN: numbers mean nothing)" } else { "" }
+    ));
+    for w in &workloads {
+        let mut results: Vec<(Config, Vec<Sample>)> =
+            configs.iter().map(|&c| (c, Vec::new())).collect();
+        for rep in 0..reps {
+            for (c, v) in results.iter_mut() {
+                eprintln!("xtask: bench {} / {} / rep {}", w.name, c.name(), rep + 1);
+                match run_one(&bin, w, *c, secs, &scratch) {
+                    Ok(s) => v.push(s),
+                    Err(e) => eprintln!("xtask: bench run failed: {e:#}"),
+                }
+            }
+        }
+        let base = results
+            .iter()
+            .find(|(c, _)| *c == Config::Untraced)
+            .map(|(_, v)| stats(&v.iter().map(|s| s.ops).collect::<Vec<_>>()).1)
+            .unwrap_or(0.0);
+        md.push_str(&format!(
+            "\n## {}\n\nUntraced median: {:.0} ops/s.\n\n| configuration | ratio min / median / max | tracer CPU s (median) | tracer max RSS MB | switches seen | lost | target exit to files written |\n|---|---|---|---|---|---|---|\n",
+            w.name, base
+        ));
+        for (c, v) in &results {
+            if v.is_empty() {
+                md.push_str(&format!("| {} | failed | | | | | |\n", c.name()));
+                continue;
+            }
+            let r: Vec<f64> = v.iter().map(|s| s.ops / base.max(1.0)).collect();
+            let (lo, med, hi) = stats(&r);
+            let cpu = stats(&v.iter().map(|s| s.tracer_cpu_s).collect::<Vec<_>>()).1;
+            let rss = stats(&v.iter().map(|s| s.tracer_rss_mb).collect::<Vec<_>>()).2;
+            let ev = v
+                .iter()
+                .filter_map(|s| s.events)
+                .max()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let lost = v
+                .iter()
+                .filter_map(|s| s.lost)
+                .max()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let stop = stats(
+                &v.iter()
+                    .filter_map(|s| s.stop_to_files_s)
+                    .collect::<Vec<_>>(),
+            )
+            .1;
+            let stop = if v.iter().any(|s| s.stop_to_files_s.is_some()) {
+                format!("{stop:.2} s")
+            } else {
+                String::new()
+            };
+            let (cpu, rss) = if *c == Config::Untraced {
+                (String::new(), String::new())
+            } else {
+                (format!("{cpu:.2}"), format!("{rss:.0}"))
+            };
+            md.push_str(&format!(
+                "| {} | {lo:.2} / {med:.2} / {hi:.2} | {cpu} | {rss} | {ev} | {lost} | {stop} |\n",
+                c.name()
+            ));
+        }
+    }
+    let out = root().join("bench");
+    std::fs::create_dir_all(&out)?;
+    let file = if smoke {
+        scratch.join("RESULTS-smoke.md")
+    } else {
+        out.join("RESULTS.md")
+    };
+    std::fs::write(&file, &md)?;
+    println!("{md}");
+    eprintln!("xtask: wrote {}", file.display());
+    Ok(())
+}
