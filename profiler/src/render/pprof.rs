@@ -180,8 +180,8 @@ fn encode(p: &Profile, samples: &[SampleIn], kind: &str) -> Vec<u8> {
     pt.int(1, cpu);
     pt.int(2, nanos);
     prof.msg(11, pt);
-    if p.sampling.freq_hz > 0 {
-        prof.int(12, (1_000_000_000 / p.sampling.freq_hz) as i64);
+    if let Some(period) = 1_000_000_000u64.checked_div(p.sampling.freq_hz) {
+        prof.int(12, period as i64);
     }
     prof.packed(13, &[comment as u64]);
     prof.int(14, st.id(kind));
