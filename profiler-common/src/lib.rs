@@ -18,16 +18,14 @@ pub const EXEC_FILENAME_LEN: usize = 256;
 /// Largest syscall number we trust as one (x86_64 has ~460 today).
 pub const MAX_SYSCALL_NR: u64 = 1024;
 
-/// Offsets of tracepoint fields, as `/sys/kernel/tracing/events/*/*/format`
-/// gives them on the 6.x kernels we target. Userspace checks each one
+/// Offsets of fields of the classic tracepoints (the lifecycle ones; the
+/// scheduler hot path uses raw tracepoints), as
+/// `/sys/kernel/tracing/events/*/*/format` gives them on the 6.x kernels we
+/// target. Userspace checks each one
 /// against the running kernel's format files before loading the programs
 /// and refuses to run with a clear message when one differs, so a changed
 /// layout can never be read silently wrong.
 pub mod tp {
-    pub const SCHED_SWITCH_PREV_PID: usize = 24;
-    pub const SCHED_SWITCH_PREV_STATE: usize = 32;
-    pub const SCHED_SWITCH_NEXT_PID: usize = 56;
-    pub const SCHED_WAKEUP_PID: usize = 24;
     pub const SCHED_PROCESS_EXIT_PID: usize = 24;
     pub const SCHED_PROCESS_EXEC_FILENAME: usize = 8;
     pub const SCHED_PROCESS_EXEC_PID: usize = 12;
@@ -40,16 +38,6 @@ pub mod tp {
 
     /// (event, field, offset, size) for the userspace check.
     pub const CHECKED_FIELDS: &[(&str, &str, usize, usize)] = &[
-        ("sched/sched_switch", "prev_pid", SCHED_SWITCH_PREV_PID, 4),
-        (
-            "sched/sched_switch",
-            "prev_state",
-            SCHED_SWITCH_PREV_STATE,
-            8,
-        ),
-        ("sched/sched_switch", "next_pid", SCHED_SWITCH_NEXT_PID, 4),
-        ("sched/sched_wakeup", "pid", SCHED_WAKEUP_PID, 4),
-        ("sched/sched_wakeup_new", "pid", SCHED_WAKEUP_PID, 4),
         ("sched/sched_process_exit", "pid", SCHED_PROCESS_EXIT_PID, 4),
         (
             "sched/sched_process_exec",

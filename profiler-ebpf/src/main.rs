@@ -8,6 +8,8 @@
 //! - [`regs`]: those saved user registers.
 //! - [`stacks`]: stack capture, with the per-thread off-CPU stack cache.
 //! - [`oncpu`]: on-CPU sampling (perf `cpu-clock`).
+//! - [`task`]: reading `task_struct` fields at offsets userspace found in
+//!   the kernel's BTF.
 //! - [`tp`]: reading tracepoint fields.
 #![no_std]
 #![no_main]
@@ -19,6 +21,7 @@ mod regs;
 mod sched;
 mod stacks;
 mod syscall;
+mod task;
 mod tp;
 
 #[cfg(not(test))]

@@ -8,24 +8,30 @@
 //! closes: `out..wake` goes to the reason's bucket, `wake..in` to runnable
 //! (waiting for a CPU).
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
 use profiler_common::{
     ATTACH_STACK, OffCpuKey, OffCpuVal, ThreadRec, counter, reason, state,
     thread_flags::{OFF_CPU, ON_CPU, SEEDED},
-    tp as off,
 };
 
 use crate::{
     lifecycle,
     maps::{OFFCPU, THREADS, bump, stopped},
-    regs, stacks, syscall,
-    tp::field,
+    regs, stacks, syscall, task,
 };
 
-#[tracepoint]
-pub fn sched_switch(ctx: TracePointContext) -> u32 {
-    let prev = field::<i32>(&ctx, off::SCHED_SWITCH_PREV_PID) as u32;
-    let next = field::<i32>(&ctx, off::SCHED_SWITCH_NEXT_PID) as u32;
+/// Raw tracepoint: args are `TP_PROTO(bool preempt, struct task_struct
+/// *prev, struct task_struct *next, unsigned int prev_state)`, passed as
+/// they are: no trace record is built, which is what makes a raw
+/// tracepoint cheap for the switches of every other process on the
+/// machine. `prev` is the current task.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
+    let prev = bpf_get_current_pid_tgid() as u32;
     let mut now = 0;
     // `stopped()` is checked only for traced threads, so that bystanders
     // pay two hash lookups and nothing else.
@@ -34,12 +40,15 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
             return 0;
         }
         now = unsafe { bpf_ktime_get_ns() };
-        let prev_state = field::<i64>(&ctx, off::SCHED_SWITCH_PREV_STATE) as u64;
+        let preempt: u64 = ctx.arg(0);
+        let raw_state: u64 = ctx.arg(3);
+        let prev_state = reported_state(preempt & 0xff != 0, raw_state & 0xffff_ffff);
         // SAFETY: a thread switches out on one CPU at a time; its entry is
         // only written by the CPU switching it.
         switch_out(&ctx, prev, unsafe { &mut *rec }, prev_state, now);
         bump(counter::SWITCHES);
     }
+    let next = task::pid(ctx.arg::<*const u8>(2));
     if let Some(rec) = THREADS.get_ptr_mut(next) {
         if stopped() {
             return 0;
@@ -53,11 +62,27 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The raw task state as the classic `sched_switch` tracepoint reports it
+/// (`__trace_sched_switch_state`): `PREEMPTED` when preempted, one of the
+/// report bits otherwise, a dead task as `EXIT_DEAD`.
+#[inline(always)]
+fn reported_state(preempt: bool, raw: u64) -> u64 {
+    const TASK_DEAD: u64 = 0x80;
+    const TASK_REPORT: u64 = 0x7f;
+    if preempt {
+        state::PREEMPTED
+    } else if raw & TASK_DEAD != 0 {
+        state::EXIT_DEAD
+    } else {
+        raw & TASK_REPORT
+    }
+}
+
 /// Fires for wakeups of sleeping/blocked/stopped tasks (not for preempted
-/// ones, which stay runnable).
-#[tracepoint]
-pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    let pid = field::<i32>(&ctx, off::SCHED_WAKEUP_PID) as u32;
+/// ones, which stay runnable). Raw: `TP_PROTO(struct task_struct *p)`.
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
+    let pid = task::pid(ctx.arg::<*const u8>(0));
     if let Some(rec) = THREADS.get_ptr_mut(pid) {
         // SAFETY: only the first wakeup of an off-CPU period is stored; a
         // racing second wakeup writes a nearly equal timestamp.
@@ -71,7 +96,13 @@ pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn switch_out(ctx: &TracePointContext, tid: u32, rec: &mut ThreadRec, prev_state: u64, now: u64) {
+fn switch_out(
+    ctx: &RawTracePointContext,
+    tid: u32,
+    rec: &mut ThreadRec,
+    prev_state: u64,
+    now: u64,
+) {
     // `last_ts` is the switch-in time, or, for a thread that was running
     // when recording started (seeded off-CPU at the window start and never
     // seen switching in), the window start: either way the thread was on

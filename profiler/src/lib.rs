@@ -6,6 +6,7 @@
 //! [`profile`] (the saved, versioned `profile.json`) -> [`render`] (text
 //! report, JSON). [`cli`] wires them for the commands; [`session`] runs a
 //! recording.
+pub mod btf;
 pub mod cli;
 pub mod diff;
 pub mod duration;

@@ -13,8 +13,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{
-        PerfEvent, TracePoint,
+        PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+        raw_trace_point::RawTracePointLinkId,
         trace_point::TracePointLinkId,
     },
     util::online_cpus,
@@ -29,15 +30,18 @@ use crate::model::{
     SyscallSample,
 };
 
-/// (program, tracepoint category, tracepoint name), in attach order.
+/// Classic tracepoints (program, category, name), in attach order: the
+/// rare lifecycle events, whose record fields are handy.
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
     ("task_rename", "task", "task_rename"),
     ("sched_process_exec", "sched", "sched_process_exec"),
-    ("sched_wakeup", "sched", "sched_wakeup"),
-    ("sched_switch", "sched", "sched_switch"),
 ];
+
+/// Raw tracepoints (program = tracepoint name): the hot scheduler events,
+/// which fire for every process on the machine; raw ones build no record.
+const RAW_PROGRAMS: &[&str] = &["sched_wakeup", "sched_switch"];
 
 /// How the kernel side is set up.
 #[derive(Debug, Clone)]
@@ -80,6 +84,7 @@ pub struct Kernel {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     links: Vec<(&'static str, TracePointLinkId)>,
+    raw_links: Vec<(&'static str, RawTracePointLinkId)>,
     config: Config,
     freq_hz: u64,
     /// Threads that could not be seeded: thread map full.
@@ -175,7 +180,9 @@ impl Kernel {
     /// Loads and attaches every program. Nothing is traced until threads
     /// are seeded.
     pub fn load(opts: &Options) -> Result<Self> {
+        let pid_offset = crate::btf::task_pid_offset()?;
         let mut ebpf = EbpfLoader::new()
+            .override_global("TASK_PID_OFFSET", &pid_offset, true)
             .map_max_entries("THREADS", opts.max_threads)
             .map_max_entries("STACKS", opts.max_stacks.max(1))
             .load(aya::include_bytes_aligned!(concat!(
@@ -203,6 +210,19 @@ impl Kernel {
                 .with_context(|| format!("attaching {name} to {category}:{tp}"))?;
             links.push((name, id));
         }
+        let mut raw_links = Vec::new();
+        for &name in RAW_PROGRAMS {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the eBPF object"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading program {name} (verifier)"))?;
+            let id = prog
+                .attach(name)
+                .with_context(|| format!("attaching {name} to raw tracepoint {name}"))?;
+            raw_links.push((name, id));
+        }
         let sampling = opts.stacks && opts.freq_hz > 0;
         if sampling {
             let prog: &mut PerfEvent = ebpf
@@ -227,6 +247,7 @@ impl Kernel {
             ebpf,
             ring,
             links,
+            raw_links,
             config,
             freq_hz: if sampling { opts.freq_hz } else { 0 },
             lost_seeds: 0,
@@ -283,6 +304,15 @@ impl Kernel {
 
     /// Detaches every program.
     pub fn detach(&mut self) -> Result<()> {
+        while let Some((name, id)) = self.raw_links.pop() {
+            let prog: &mut RawTracePoint = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing"))?
+                .try_into()?;
+            prog.detach(id)
+                .with_context(|| format!("detaching {name}"))?;
+        }
         while let Some((name, id)) = self.links.pop() {
             let prog: &mut TracePoint = self
                 .ebpf
