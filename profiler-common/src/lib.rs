@@ -284,8 +284,19 @@ pub struct TaskNewEvent {
     pub comm: [u8; TASK_COMM_LEN],
     /// User stack of the creating thread (id in `STACKS`, -1 = none).
     pub stack: i32,
-    pub _pad: u32,
+    /// Bytes of `stack_copy` read (0: stacks off or unreadable).
+    pub stack_copy_len: u32,
+    /// The creating thread's user registers at clone.
+    pub user_ip: u64,
+    pub user_sp: u64,
+    /// The top of the creating thread's user stack, from `user_sp` up: a
+    /// frame-pointer walk stops in libc (built without frame pointers), so
+    /// userspace looks for the caller's frame chain in here instead.
+    pub stack_copy: [u8; STACK_COPY_LEN],
 }
+
+/// Bytes of user stack copied at thread creation.
+pub const STACK_COPY_LEN: usize = 2048;
 
 /// A traced thread entered `do_exit`.
 #[repr(C)]

@@ -7,20 +7,21 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_buf,
     },
     macros::tracepoint,
     programs::TracePointContext,
 };
 use profiler_common::{
-    EXEC_FILENAME_LEN, EventHeader, ExecEvent, TASK_COMM_LEN, TaskExitEvent, TaskNewEvent,
-    TaskRenameEvent, ThreadFinalEvent, ThreadRec, counter, event_kind, reason,
+    EXEC_FILENAME_LEN, EventHeader, ExecEvent, STACK_COPY_LEN, TASK_COMM_LEN, TaskExitEvent,
+    TaskNewEvent, TaskRenameEvent, ThreadFinalEvent, ThreadRec, counter, event_kind, reason,
     thread_flags::{DEAD, OFF_CPU},
     tp as off,
 };
 
 use crate::{
     maps::{EVENTS, THREADS, bump, follow_children, stacks_enabled},
+    regs,
     stacks::stack_id,
     tp::field,
 };
@@ -92,19 +93,35 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     let mut comm = [0u8; TASK_COMM_LEN];
     let base = unsafe { ctx.as_ptr().cast::<u8>().add(off::TASK_NEWTASK_COMM) };
     let _ = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(base, &mut comm) };
-    emit(TaskNewEvent {
-        hdr: header(event_kind::TASK_NEW, child, tgid, now),
-        parent_tid,
-        parent_tgid,
-        clone_flags,
-        comm,
-        stack: if stacks_enabled() {
-            stack_id(&ctx, true)
-        } else {
-            -1
-        },
-        _pad: 0,
-    });
+    let Some(mut entry) = EVENTS.reserve::<TaskNewEvent>(0) else {
+        bump(counter::LOST_RINGBUF);
+        return 0;
+    };
+    // Built in place: the stack copy does not fit the 512-byte BPF stack.
+    let ev = entry.as_mut_ptr();
+    let stacks = stacks_enabled();
+    // SAFETY: `ev` points into the reserved record; user memory is read with
+    // bpf_probe_read_user, which cannot fault.
+    unsafe {
+        (*ev).hdr = header(event_kind::TASK_NEW, child, tgid, now);
+        (*ev).parent_tid = parent_tid;
+        (*ev).parent_tgid = parent_tgid;
+        (*ev).clone_flags = clone_flags;
+        (*ev).comm = comm;
+        (*ev).stack = if stacks { stack_id(&ctx, true) } else { -1 };
+        (*ev).stack_copy_len = 0;
+        (*ev).user_ip = 0;
+        (*ev).user_sp = 0;
+        if stacks && let Some(r) = regs::current() {
+            (*ev).user_ip = r.ip;
+            (*ev).user_sp = r.sp;
+            if bpf_probe_read_user_buf(r.sp as *const u8, &mut (*ev).stack_copy).is_ok() {
+                (*ev).stack_copy_len = STACK_COPY_LEN as u32;
+            }
+        }
+    }
+    entry.submit(0);
+    bump(counter::RECORDS);
     0
 }
 

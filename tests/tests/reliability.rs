@@ -440,3 +440,49 @@ fn files_belong_to_the_sudo_user() {
     ]);
     assert!(res.status.success(), "{res:?}");
 }
+
+#[test]
+fn a_thread_creation_storm_is_recorded_or_its_losses_counted() {
+    require_root();
+    let out = scratch("storm");
+    let res = run_profiler(&[
+        "record",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        env!("CARGO_BIN_EXE_stacks"),
+        "storm",
+        "1",
+    ]);
+    assert!(res.status.success(), "{res:?}");
+    let created: u64 = res
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("created "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("fixture reports its count");
+    assert!(
+        created >= 1000,
+        "storm too small to mean anything: {created} threads"
+    );
+    let p = load(&out);
+    // Every thread the fixture made (plus its 4 spawners) is in the profile,
+    // or counted as lost: nothing silent.
+    let lost = p.lost.threads_map_full + p.lost.ringbuf_full;
+    assert!(
+        p.totals.threads_created + lost >= created + 4,
+        "created {created}+4, profile has {} (+{lost} lost)",
+        p.totals.threads_created
+    );
+    assert!(
+        p.totals.threads_exited >= p.totals.threads_created,
+        "every created thread exited"
+    );
+    if lost > 0 {
+        assert!(
+            fs::read_to_string(out.join("report.txt"))
+                .unwrap()
+                .contains("WARNING")
+        );
+    }
+}

@@ -54,6 +54,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 comm: cstr(&e.comm),
                 process: hdr.tgid != e.parent_tgid,
                 stack: u32::try_from(e.stack).ok(),
+                snapshot: (e.stack_copy_len > 0).then(|| {
+                    let n = (e.stack_copy_len as usize).min(e.stack_copy.len());
+                    (e.user_ip, e.user_sp, e.stack_copy[..n].to_vec())
+                }),
             }
         }
         event_kind::TASK_EXIT => {
@@ -124,7 +128,10 @@ mod tests {
             clone_flags: 0x3d0f00,
             comm,
             stack: 5,
-            _pad: 0,
+            stack_copy_len: 0,
+            user_ip: 0,
+            user_sp: 0,
+            stack_copy: [0; profiler_common::STACK_COPY_LEN],
         };
         let mut b = vec![0u8];
         b.extend(bytes_of(&ev));
@@ -139,6 +146,7 @@ mod tests {
                 comm: "worker".into(),
                 process: false,
                 stack: Some(5),
+                snapshot: None,
             }
         );
         let fin = ThreadFinalEvent {

@@ -110,6 +110,8 @@ pub enum Event {
         process: bool,
         /// User stack of the creating thread (id of a raw stack).
         stack: Option<u32>,
+        /// The creating thread's user ip, sp and the stack bytes from sp.
+        snapshot: Option<(u64, u64, Vec<u8>)>,
     },
     /// The thread entered exit.
     Exit {

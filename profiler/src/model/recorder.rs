@@ -33,6 +33,8 @@ struct Acc {
     complete: bool,
     /// (process, raw user stack id) of the creating thread.
     creation_stack: Option<(u32, u32)>,
+    /// (process, ip, sp, stack bytes) of the creating thread.
+    creation_snapshot: Option<(u32, u64, u64, Vec<u8>)>,
     /// Stack read from /proc at attach.
     attach_stack: Option<crate::symbolize::attach::AttachStack>,
 }
@@ -166,6 +168,7 @@ impl Recorder {
                 comm,
                 process: _,
                 stack,
+                snapshot,
             } => {
                 let i = match self.current.get(&tid) {
                     // Still alive: seeded at start while being created.
@@ -181,6 +184,7 @@ impl Recorder {
                 a.created_ts = Some(ts);
                 a.parent_tid = Some(parent_tid);
                 a.creation_stack = stack.map(|id| (parent_tgid, id));
+                a.creation_snapshot = snapshot.map(|(ip, sp, b)| (parent_tgid, ip, sp, b));
                 if a.names.is_empty() {
                     a.add_name(&comm);
                 }
@@ -336,8 +340,29 @@ impl Recorder {
             .threads
             .iter()
             .map(|a| {
-                a.creation_stack
-                    .map(|(pid, id)| table.resolve(sym, raw, pid, Some(id), None))
+                let walked = a
+                    .creation_stack
+                    .map(|(pid, id)| table.resolve(sym, raw, pid, Some(id), None));
+                // The stack copy unwinds past libc frames without frame
+                // pointers: keep whichever names more frames.
+                let scanned = a.creation_snapshot.as_ref().map(|(pid, ip, sp, bytes)| {
+                    let ips = sym.unwind_snapshot(*pid, *ip, *sp, bytes);
+                    table.resolve_ips(sym, *pid, &ips)
+                });
+                let named = |t: &StackTable, i: u32| {
+                    t.stacks[i as usize]
+                        .iter()
+                        .filter(|&&f| !t.frames[f as usize].name.starts_with("[unknown]"))
+                        .count()
+                };
+                match (walked, scanned) {
+                    (Some(w), Some(s)) => Some(if named(&table, s) > named(&table, w) {
+                        s
+                    } else {
+                        w
+                    }),
+                    (w, s) => w.or(s),
+                }
             })
             .collect();
         let mut oncpu: Vec<OnCpu> = oncpu

@@ -54,6 +54,18 @@ impl StackTable {
         }
     }
 
+    /// A user stack given as addresses (leaf first).
+    pub fn resolve_ips(&mut self, sym: &mut dyn Symbolize, pid: u32, ips: &[u64]) -> u32 {
+        let mut u = if ips.is_empty() {
+            Vec::new()
+        } else {
+            sym.user(pid, ips)
+        };
+        truncate_at_root(&mut u);
+        u.reverse();
+        self.intern(u)
+    }
+
     /// A stack read from /proc at attach: user addresses and kernel names.
     pub fn resolve_attach(&mut self, sym: &mut dyn Symbolize, pid: u32, a: &AttachStack) -> u32 {
         let mut frames = if a.user.is_empty() {

@@ -38,6 +38,11 @@ pub struct Frame {
 pub trait Symbolize {
     fn user(&mut self, pid: u32, ips: &[u64]) -> Vec<Frame>;
     fn kernel(&mut self, ips: &[u64]) -> Vec<Frame>;
+    /// Return addresses found in a copy of a user stack (see
+    /// [`attach::unwind`]), leaf first; by default just the ip.
+    fn unwind_snapshot(&mut self, _pid: u32, ip: u64, _sp: u64, _stack: &[u8]) -> Vec<u64> {
+        vec![ip]
+    }
 }
 
 /// Kernel frames that are the tracing machinery itself, trimmed from the
@@ -234,6 +239,21 @@ impl Symbolize for Symbolizer {
                     .unwrap_or_else(|| unknown("", *ip))
             })
             .collect()
+    }
+
+    fn unwind_snapshot(&mut self, pid: u32, ip: u64, sp: u64, stack: &[u8]) -> Vec<u64> {
+        let maps: Vec<Mapping> = self.procs.get(&pid).map(|v| v.concat()).unwrap_or_default();
+        let is_text = |a: u64| maps.iter().any(|m| a >= m.start && a < m.end);
+        // Code bytes from the mapped files (kept open), so the call check
+        // works after the process has exited.
+        let code = |a: u64| -> Option<[u8; 5]> {
+            use std::os::unix::fs::FileExt;
+            let m = maps.iter().find(|m| a >= m.start && a + 5 <= m.end)?;
+            let mut b = [0u8; 5];
+            let f = m.file.as_ref()?;
+            (f.read_at(&mut b, a - m.start + m.offset).ok()? == 5).then_some(b)
+        };
+        attach::unwind(sp, ip, stack, &is_text, &code)
     }
 
     fn kernel(&mut self, ips: &[u64]) -> Vec<Frame> {

@@ -7,6 +7,8 @@
 //! - `early`: the very first thing main does is create `early-bird`, which
 //!   exits at once; main then sleeps 100 ms;
 //! - `work N`: burns N x 150 ms of CPU in `burn_work`;
+//! - `storm SECONDS`: 4 threads create and join threads as fast as they can,
+//!   printing how many;
 //! - `exit N`: exits with status N.
 //!
 //! Built with frame pointers (.cargo/config.toml), so frame-pointer stack
@@ -108,6 +110,25 @@ fn main() {
             // Work scaled by the argument: N x 150 ms of CPU in burn_work.
             let n: u32 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(1);
             std::hint::black_box(burn_work(Duration::from_millis(150) * n));
+        }
+        Some("storm") => {
+            // Threads created and exiting as fast as 4 spawners can go.
+            let secs: f64 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(1.0);
+            let end = std::time::Instant::now() + Duration::from_secs_f64(secs);
+            let spawners: Vec<_> = (0..4)
+                .map(|_| {
+                    thread::spawn(move || {
+                        let mut n = 0u64;
+                        while std::time::Instant::now() < end {
+                            let _ = thread::spawn(|| std::hint::black_box(1)).join();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let total: u64 = spawners.into_iter().map(|s| s.join().unwrap_or(0)).sum();
+            println!("created {total}");
         }
         Some("exit") => {
             let code = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(0);

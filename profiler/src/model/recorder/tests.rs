@@ -162,6 +162,7 @@ fn thread_created_and_exited_inside_the_window() {
         comm: "app".into(),
         process: false,
         stack: None,
+        snapshot: None,
     });
     r.push(Event::Rename {
         ts: START + 101 * MS,
@@ -227,6 +228,7 @@ fn out_of_order_records_across_cpus_are_applied_in_time_order() {
         comm: "app".into(),
         process: false,
         stack: None,
+        snapshot: None,
     });
     r.push(Event::Final {
         ts: START + 50 * MS,
@@ -269,6 +271,7 @@ fn reused_tid_is_a_new_thread() {
         comm: "new".into(),
         process: false,
         stack: None,
+        snapshot: None,
     });
     let p = r.finish_with(stop(
         100,
@@ -412,6 +415,7 @@ fn stacks_are_symbolized_interned_and_merged() {
         comm: "app".into(),
         process: false,
         stack: Some(7),
+        snapshot: None,
     });
     let mut s = stop(
         100,
