@@ -62,6 +62,11 @@ pub enum Command {
     /// Compare profiles of a base and a new build; exit 1 on a regression.
     #[command(after_help = DIFF_HELP)]
     Diff(DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), as `cargo xtask man` installs it.
+    #[command(hide = true)]
+    Man,
 }
 
 const DIFF_HELP: &str = "\
@@ -232,6 +237,16 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => attach(a),
         Command::Record(r) => record(r),
         Command::Report(r) => report(r),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "profiler", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(exit::OK)
+        }
         // Whatever goes wrong in diff is exit 2, never 1 (= regression).
         Command::Diff(d) => diff(d).map_err(|e| {
             if e.downcast_ref::<Error>().is_some() {
@@ -243,9 +258,29 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Prints the readiness line (tests wait for it).
+/// Prints the readiness line (tests wait for it) and, on a terminal, a
+/// live status line a few times a second.
 struct Stderr {
     quiet: bool,
+    live: bool,
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl Stderr {
+    fn new(quiet: bool) -> Self {
+        Stderr {
+            quiet,
+            live: !quiet && std::io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    /// Ends the status line.
+    fn done(&mut self) {
+        if self.live && self.last.is_some() {
+            eprintln!();
+        }
+    }
 }
 
 impl Observer for Stderr {
@@ -254,7 +289,31 @@ impl Observer for Stderr {
             eprintln!("profiler: recording pid {pid} ({comm}), {threads} threads; Ctrl-C to stop");
         }
     }
-    fn progress(&mut self, _p: Progress) {}
+    fn progress(&mut self, p: Progress) {
+        if !self.live {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let rate = match self.last {
+            Some((t, _)) if now.duration_since(t) < std::time::Duration::from_millis(250) => return,
+            Some((t, e)) => {
+                (p.events.saturating_sub(e)) as f64 / now.duration_since(t).as_secs_f64()
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, p.events));
+        let lost = if p.lost > 0 {
+            format!(" · \x1b[1;31m{} lost\x1b[0m", p.lost)
+        } else {
+            " · 0 lost".into()
+        };
+        eprint!(
+            "\r\x1b[2K  {:.1}s · {:.0} events/s · {} threads{lost}",
+            p.elapsed.as_secs_f64(),
+            rate,
+            p.threads
+        );
+    }
 }
 
 /// The first SIGINT/SIGTERM sets the flag (stop, write everything); a
@@ -314,14 +373,10 @@ fn attach(a: AttachArgs) -> Result<i32> {
     }
     let stop = stop_flag()?;
     let opts = session_options(&a.common, a.follow_children);
-    let profile = session::attach(
-        a.pid,
-        &opts,
-        &stop,
-        &mut Stderr {
-            quiet: a.common.quiet,
-        },
-    )?;
+    let mut obs = Stderr::new(a.common.quiet);
+    let profile = session::attach(a.pid, &opts, &stop, &mut obs);
+    obs.done();
+    let profile = profile?;
     emit(&profile, &(&a.common).into())?;
     Ok(exit::OK)
 }
@@ -332,14 +387,10 @@ fn record(r: RecordArgs) -> Result<i32> {
     }
     let stop = stop_flag()?;
     let opts = session_options(&r.common, !r.no_follow_children);
-    let rec = session::record(
-        &r.cmd,
-        &opts,
-        &stop,
-        &mut Stderr {
-            quiet: r.common.quiet,
-        },
-    )?;
+    let mut obs = Stderr::new(r.common.quiet);
+    let rec = session::record(&r.cmd, &opts, &stop, &mut obs);
+    obs.done();
+    let rec = rec?;
     emit(&rec.profile, &(&r.common).into())?;
     let code = rec.exit.map(|e| e.shell_code()).unwrap_or(exit::FAILURE);
     if !r.common.quiet {

@@ -39,8 +39,13 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
     pub elapsed: Duration,
+    /// Lifecycle records received.
     pub records: u64,
     pub threads: u64,
+    /// Kernel events handled so far (switches, wakeups, samples, records).
+    pub events: u64,
+    /// Records the kernel side could not deliver so far.
+    pub lost: u64,
 }
 
 /// Hooks a caller can observe the recording through.
@@ -230,10 +235,28 @@ impl Recording {
     }
 
     fn progress(&self) -> Progress {
+        use profiler_common::counter;
+        let c = |i| self.k.counter(i).unwrap_or(0);
         Progress {
             elapsed: self.began.elapsed(),
             records: self.records,
             threads: self.rec.threads_known() as u64,
+            events: c(counter::SWITCHES)
+                + c(counter::WAKEUPS)
+                + c(counter::SAMPLES)
+                + c(counter::RECORDS),
+            lost: self
+                .k
+                .lost()
+                .map(|l| {
+                    l.ringbuf_full
+                        + l.threads_map_full
+                        + l.syscalls_map_full
+                        + l.stacks
+                        + l.samples
+                        + l.offcpu
+                })
+                .unwrap_or(0),
         }
     }
 

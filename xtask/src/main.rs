@@ -41,6 +41,8 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Write the man page to target/man/profiler.1.
+    Man,
     /// Run lints and every test, privileged end-to-end tests included.
     Test {
         /// Skip fmt/clippy.
@@ -57,6 +59,7 @@ fn main() {
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::run().map(|_| ()),
         Cmd::Demo => setup::run().and_then(|_| demo::run()),
+        Cmd::Man => setup::run().and_then(|_| man()),
         Cmd::Bench {
             smoke,
             reps,
@@ -71,4 +74,22 @@ fn main() {
         eprintln!("xtask: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `cargo xtask man`: the man page, generated from the clap definitions.
+fn man() -> Result<()> {
+    let out = util::cargo()
+        .args(["run", "--quiet", "-p", "profiler", "--", "man"])
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "profiler man failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = util::root().join("target/man");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("profiler.1"), &out.stdout)?;
+    eprintln!("xtask: wrote {}", dir.join("profiler.1").display());
+    Ok(())
 }
