@@ -147,6 +147,8 @@ pub struct ThreadRec {
     /// Reuses since the last capture; a capture is forced every
     /// [`STACK_CACHE_MAX_AGE`] reuses.
     pub cache_age: u32,
+    /// Start of the current or last on-CPU period (timeline), 0 if unknown.
+    pub on_since: u64,
 }
 
 /// Stack id meaning "the stack userspace read from /proc at attach" (the
@@ -219,7 +221,8 @@ pub struct Config {
     /// Capture stacks (off-CPU at switch-out, creation stacks); on-CPU
     /// sampling is attached only when enabled.
     pub stacks: u32,
-    pub _pad: u32,
+    /// Stream one timeline record per switch cycle (`--timeline`).
+    pub timeline: u32,
 }
 
 /// Indices of the per-CPU `COUNTERS` array.
@@ -246,6 +249,8 @@ pub mod counter {
     pub const LOST_OFFCPU: u32 = 9;
     /// Off-CPU stack captures saved by the per-thread cache.
     pub const STACK_CACHE_HITS: u32 = 10;
+    /// Timeline records that could not be reserved (ring buffer full).
+    pub const LOST_SEGMENTS: u32 = 11;
     pub const COUNT: u32 = 12;
 }
 
@@ -256,6 +261,7 @@ pub mod event_kind {
     pub const TASK_RENAME: u32 = 3;
     pub const EXEC: u32 = 4;
     pub const THREAD_FINAL: u32 = 5;
+    pub const SEGMENT: u32 = 6;
 }
 
 /// First bytes of every ring-buffer record.
@@ -297,6 +303,28 @@ pub struct TaskNewEvent {
 
 /// Bytes of user stack copied at thread creation.
 pub const STACK_COPY_LEN: usize = 2048;
+
+/// Timeline: one on-CPU period and the off-CPU period after it, streamed
+/// when the thread switches back in (`hdr.ts` = switch-in time), or at its
+/// final switch-out (`off_start` = exit, `hdr.ts` = 0 then).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentEvent {
+    pub hdr: EventHeader,
+    /// Switch-in that began the on-CPU period (0: before recording).
+    pub on_start: u64,
+    /// Switch-out that ended it.
+    pub off_start: u64,
+    /// First wakeup in the off-CPU period, 0 if none.
+    pub wake: u64,
+    /// [`reason`] of the off-CPU period; `u32::MAX` for a final switch-out.
+    pub reason: u32,
+    /// Syscall it was in, -1 if none.
+    pub syscall: i32,
+    /// User stack at switch-out (`STACKS` id, -1 if none).
+    pub ustack: i32,
+    pub _pad: u32,
+}
 
 /// A traced thread entered `do_exit`.
 #[repr(C)]

@@ -13,8 +13,9 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    EXEC_FILENAME_LEN, EventHeader, ExecEvent, STACK_COPY_LEN, TASK_COMM_LEN, TaskExitEvent,
-    TaskNewEvent, TaskRenameEvent, ThreadFinalEvent, ThreadRec, counter, event_kind, reason,
+    EXEC_FILENAME_LEN, EventHeader, ExecEvent, STACK_COPY_LEN, SegmentEvent, TASK_COMM_LEN,
+    TaskExitEvent, TaskNewEvent, TaskRenameEvent, ThreadFinalEvent, ThreadRec, counter, event_kind,
+    reason,
     thread_flags::{DEAD, OFF_CPU},
     tp as off,
 };
@@ -84,6 +85,8 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         off_syscall: -1,
         off_ustack: -1,
         off_kstack: -1,
+        // Its timeline starts at creation, not at the window start.
+        on_since: now,
         ..ThreadRec::default()
     };
     if THREADS.insert(child, rec, 0).is_err() {
@@ -209,5 +212,27 @@ pub fn thread_final(tid: u32, rec: &mut ThreadRec, now: u64) {
         let _ = THREADS.remove(tid);
     } else {
         rec.flags |= DEAD;
+    }
+}
+
+/// Streams the timeline record of `rec`'s last on-CPU period and the
+/// off-CPU period after it, ending at `end` (0 for a final switch-out).
+#[inline(always)]
+pub fn segment(tid: u32, rec: &ThreadRec, end: u64) {
+    match EVENTS.reserve::<SegmentEvent>(0) {
+        Some(mut entry) => {
+            entry.write(SegmentEvent {
+                hdr: header(event_kind::SEGMENT, tid, rec.tgid, end),
+                on_start: rec.on_since,
+                off_start: rec.last_ts,
+                wake: rec.wake_ts,
+                reason: rec.off_reason,
+                syscall: rec.off_syscall,
+                ustack: rec.off_ustack,
+                _pad: 0,
+            });
+            entry.submit(0);
+        }
+        None => bump(counter::LOST_SEGMENTS),
     }
 }

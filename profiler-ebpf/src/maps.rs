@@ -67,3 +67,9 @@ pub fn stopped() -> bool {
 pub fn stacks_enabled() -> bool {
     CONFIG.get(0).is_some_and(|c| c.stacks != 0)
 }
+
+/// Whether timeline records are streamed.
+#[inline(always)]
+pub fn timeline_enabled() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.timeline != 0)
+}

@@ -20,7 +20,7 @@ use profiler_common::{
 
 use crate::{
     lifecycle,
-    maps::{OFFCPU, THREADS, bump, stopped},
+    maps::{OFFCPU, THREADS, bump, stopped, timeline_enabled},
     regs, stacks, syscall, task,
 };
 
@@ -116,6 +116,11 @@ fn switch_out(
         rec.voluntary += 1;
     }
     if prev_state & (state::EXIT_DEAD | state::EXIT_ZOMBIE) != 0 {
+        if timeline_enabled() {
+            rec.last_ts = now;
+            rec.off_reason = u32::MAX;
+            lifecycle::segment(tid, rec, 0);
+        }
         rec.flags &= !(ON_CPU | OFF_CPU);
         rec.last_ts = now;
         lifecycle::thread_final(tid, rec, now);
@@ -144,6 +149,9 @@ fn switch_out(
 
 #[inline(always)]
 fn switch_in(tid: u32, rec: &mut ThreadRec, now: u64) {
+    if rec.flags & OFF_CPU != 0 && timeline_enabled() {
+        lifecycle::segment(tid, rec, now);
+    }
     if rec.flags & OFF_CPU != 0 {
         let start = rec.last_ts;
         let off = now.saturating_sub(start);
@@ -178,6 +186,7 @@ fn switch_in(tid: u32, rec: &mut ThreadRec, now: u64) {
     }
     rec.flags = (rec.flags & !(OFF_CPU | SEEDED)) | ON_CPU;
     rec.last_ts = now;
+    rec.on_since = now;
     rec.wake_ts = 0;
 }
 

@@ -174,6 +174,13 @@ pub struct CommonArgs {
     /// Overwrite an output directory that already holds a profile.
     #[arg(long)]
     pub force: bool,
+    /// Record every state change of every thread: timeline.svg and
+    /// trace.json (Perfetto). Costs a ring-buffer record per switch.
+    #[arg(long)]
+    pub timeline: bool,
+    /// Most timeline segments kept; later ones are counted and dropped.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub timeline_max: usize,
     /// Most threads traced at once (kernel map size); threads beyond it are
     /// counted as lost.
     #[arg(long, default_value_t = 32768, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
@@ -362,8 +369,10 @@ fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
             stacks: !c.no_stacks,
             freq_hz: if c.no_stacks { 0 } else { c.freq },
             max_threads: c.max_threads,
+            timeline: c.timeline,
             ..kernel::Options::default()
         },
+        timeline_max: c.timeline_max,
     }
 }
 
@@ -444,6 +453,8 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
         Box::new(OffCpuSvg(flame)),
         Box::new(render::pprof::OnCpuPprof),
         Box::new(render::pprof::OffCpuPprof),
+        Box::new(render::timeline::TimelineSvg),
+        Box::new(render::timeline::TraceJson),
     ]
 }
 
@@ -452,6 +463,7 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
 fn write_all(profile: &Profile, c: &EmitOpts, dir: &std::path::Path) -> Result<Vec<&'static str>> {
     let files: Vec<(&'static str, Vec<u8>)> = renderers(c)
         .iter()
+        .filter(|r| r.applies(profile))
         .map(|r| Ok((r.file_name(), r.render(profile)?)))
         .collect::<Result<_>>()?;
     let mut failure = None;

@@ -44,6 +44,33 @@ pub struct Profile {
     /// Off-CPU time per thread, stack, reason and syscall.
     #[serde(default)]
     pub offcpu: Vec<OffCpu>,
+    /// Per-thread state over time (`--timeline`).
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+}
+
+/// Every state period of every thread (`--timeline`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Sorted by thread, then start.
+    pub segments: Vec<Segment>,
+    /// Records the kernel could not deliver (ring buffer full).
+    pub lost: u64,
+    /// Records dropped after the `--timeline-max` cap was reached.
+    pub capped: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub tid: u32,
+    /// ns after window start.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// `running`, `runnable`, `sleeping`, `blocked`, `stopped`.
+    pub state: String,
+    pub syscall: Option<String>,
+    /// User stack at the switch-out that began it (index into `stacks`).
+    pub stack: Option<u32>,
 }
 
 pub use crate::symbolize::Frame;

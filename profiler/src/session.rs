@@ -33,6 +33,8 @@ pub struct Options {
     /// `None`: until a signal or the target's exit.
     pub duration: Option<Duration>,
     pub kernel: kernel::Options,
+    /// Most timeline segments kept (`--timeline-max`).
+    pub timeline_max: usize,
 }
 
 /// Progress numbers for a status line.
@@ -133,12 +135,23 @@ struct Recording {
     last_capture: Instant,
     /// Set when the target is a Go process.
     go: Option<GoFacts>,
+    /// Timeline requested, and still streaming.
+    timeline: bool,
+    timeline_on: bool,
     records: u64,
     undecodable: u64,
 }
 
 impl Recording {
-    fn new(k: Kernel, rec: Recorder, sym: Symbolizer, pid: u32, start_ns: u64) -> Self {
+    fn new(
+        k: Kernel,
+        mut rec: Recorder,
+        sym: Symbolizer,
+        pid: u32,
+        start_ns: u64,
+        opts: &Options,
+    ) -> Self {
+        rec.set_max_segments(opts.timeline_max);
         // The window starts at `start_ns`: measure the duration from there.
         let since = Duration::from_nanos(kernel::monotonic_ns().saturating_sub(start_ns));
         Recording {
@@ -151,6 +164,8 @@ impl Recording {
             began: Instant::now() - since,
             last_capture: Instant::now(),
             go: crate::golang::probe(pid),
+            timeline: opts.kernel.timeline,
+            timeline_on: opts.kernel.timeline,
             records: 0,
             undecodable: 0,
         }
@@ -177,6 +192,11 @@ impl Recording {
     }
 
     fn drain(&mut self) {
+        if self.timeline_on && self.rec.timeline_full() {
+            // Cap reached: stop the stream; what still arrives is counted.
+            let _ = self.k.set_timeline(false);
+            self.timeline_on = false;
+        }
         let mut fresh: Vec<u32> = Vec::new();
         let (rec, records, undecodable) = (&mut self.rec, &mut self.records, &mut self.undecodable);
         self.k.drain(|b| match decode::decode(b) {
@@ -281,6 +301,13 @@ impl Recording {
             syscalls: self.k.syscalls()?,
             lost,
             stacks: self.k.stack_data()?,
+            timeline: self.timeline.then(|| crate::model::TimelineInfo {
+                lost: self
+                    .k
+                    .counter(profiler_common::counter::LOST_SEGMENTS)
+                    .unwrap_or(0),
+                capped: 0,
+            }),
         };
         let mut profile = self.rec.finish(stop_state, &mut self.sym);
         match &self.go {
@@ -332,7 +359,7 @@ pub fn attach(
         start_unix_ns,
         initial,
     );
-    let mut r = Recording::new(k, rec, sym, process.pid, start_ns);
+    let mut r = Recording::new(k, rec, sym, process.pid, start_ns, opts);
     obs.started(process.pid, &process.comm, seen.len());
 
     let end_reason = loop {
@@ -403,12 +430,11 @@ pub fn record(
             stack: None,
         }],
     );
-    let mut sym = Symbolizer::new();
-    sym.capture(child.pid);
-    let mut r = Recording::new(k, rec, sym, child.pid, start_ns);
+    // Release at once: the window is open, and the command should not wait
+    // on our bookkeeping (its exec re-captures mappings and re-probes Go).
     obs.started(child.pid, &comm, 1);
     child.release()?;
-
+    let mut r = Recording::new(k, rec, Symbolizer::new(), child.pid, start_ns, opts);
     let mut interrupted_at: Option<Instant> = None;
     let end_reason = loop {
         let elapsed = r.began.elapsed();

@@ -273,3 +273,88 @@ fn target_exiting_mid_recording_is_covered_until_its_exit() {
     let burner = thread(&p, "burner");
     assert_near("burner on CPU", burner.on_cpu_ns, 300 * MS, 0.05, 10 * MS);
 }
+
+#[test]
+fn timeline_shows_the_known_phases() {
+    require_root();
+    let mut fx = Fixture::start(LIFECYCLE, &[]);
+    let out = scratch("timeline");
+    let mut prof = Profiler::start(&[
+        "attach",
+        "--pid",
+        &fx.pid().to_string(),
+        "--duration",
+        "1500ms",
+        "--timeline",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    prof.wait_recording(Duration::from_secs(60));
+    fx.send("go");
+    fx.expect_line("done", Duration::from_secs(10));
+    let res = prof.finish(Duration::from_secs(30));
+    assert!(res.status.success(), "{res:?}");
+    let p: Profile = serde_json::from_slice(&fs::read(out.join("profile.json")).unwrap()).unwrap();
+    let tl = p.timeline.as_ref().expect("timeline recorded");
+    assert_eq!((tl.lost, tl.capped), (0, 0));
+    let tid = |n: &str| thread(&p, n).tid;
+    let segs = |t: u32| tl.segments.iter().filter(move |s| s.tid == t);
+    // The sleeper's 300 ms nanosleep is one sleeping segment.
+    let nap = segs(tid("sleeper"))
+        .find(|s| s.state == "sleeping" && s.syscall.as_deref() == Some("clock_nanosleep"))
+        .expect("sleeper's nanosleep segment");
+    assert_near(
+        "sleeper nanosleep segment",
+        nap.end_ns - nap.start_ns,
+        300 * MS,
+        0.05,
+        5 * MS,
+    );
+    // The burner runs 300 ms in all.
+    let ran: u64 = segs(tid("burner"))
+        .filter(|s| s.state == "running")
+        .map(|s| s.end_ns - s.start_ns)
+        .sum();
+    assert_near("burner running", ran, 300 * MS, 0.05, 10 * MS);
+    // Segments of a thread cover its life without overlap.
+    for t in &p.threads {
+        let mut v: Vec<_> = segs(t.tid).collect();
+        v.sort_by_key(|s| s.start_ns);
+        for w in v.windows(2) {
+            assert!(
+                w[0].end_ns <= w[1].start_ns,
+                "overlap in {}: {:?}",
+                t.name,
+                w
+            );
+        }
+        let covered: u64 = v.iter().map(|s| s.end_ns - s.start_ns).sum();
+        assert_near(
+            &format!("{} timeline coverage", t.name),
+            covered,
+            t.existed_ns(&p.window),
+            0.02,
+            MS,
+        );
+    }
+    // trace.json: valid trace events, one track per thread.
+    let v: Value = serde_json::from_slice(&fs::read(out.join("trace.json")).unwrap()).unwrap();
+    let ev = v["traceEvents"].as_array().unwrap();
+    assert_eq!(
+        ev.iter().filter(|e| e["name"] == "thread_name").count(),
+        p.threads.len()
+    );
+    assert!(
+        ev.iter()
+            .all(|e| e["ph"] == "M" || (e["ph"] == "X" && e["dur"].as_f64().unwrap() >= 0.0))
+    );
+    let svg = fs::read_to_string(out.join("timeline.svg")).unwrap();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(&svg, opts).expect("timeline.svg is valid XML");
+    for n in ["sleeper", "burner", "ephemeral-1", "clock_nanosleep"] {
+        assert!(svg.contains(n), "timeline.svg lacks {n}");
+    }
+}

@@ -103,6 +103,12 @@ impl BuildInfo {
 impl GoBinary {
     /// Parses `data` as an ELF file; `None` when it is not a Go binary.
     pub fn parse(data: &[u8]) -> Option<GoBinary> {
+        Self::parse_from(data)
+    }
+
+    /// Parses from any `object` reader (a byte slice, or a file read on
+    /// demand so that big non-Go binaries are not read whole).
+    fn parse_from<'d, R: object::ReadRef<'d>>(data: R) -> Option<GoBinary> {
         let file = object::File::parse(data).ok()?;
         let section = |name: &str| file.section_by_name(name).and_then(|s| s.data().ok());
         let info = section(".go.buildinfo").and_then(parse_buildinfo);
@@ -135,8 +141,9 @@ impl GoBinary {
 
     /// Reads and parses the file at `path`.
     pub fn open(path: &std::path::Path) -> Option<GoBinary> {
-        let data = std::fs::read(path).ok()?;
-        GoBinary::parse(&data)
+        let file = std::fs::File::open(path).ok()?;
+        let cache = object::ReadCache::new(file);
+        GoBinary::parse_from(&cache)
     }
 
     /// The virtual address of file offset `off`.

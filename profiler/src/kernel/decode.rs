@@ -6,12 +6,12 @@
 use std::mem::size_of;
 
 use profiler_common::{
-    EventHeader, ExecEvent, TaskExitEvent, TaskNewEvent, TaskRenameEvent, ThreadFinalEvent,
-    event_kind,
+    EventHeader, ExecEvent, SegmentEvent, TaskExitEvent, TaskNewEvent, TaskRenameEvent,
+    ThreadFinalEvent, event_kind,
 };
 
 use super::counters_of;
-use crate::model::Event;
+use crate::model::{Event, RawSegment};
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +92,20 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tid: hdr.tid,
                 counters: counters_of(&e.rec),
             }
+        }
+        event_kind::SEGMENT => {
+            let e: SegmentEvent = read(bytes)?;
+            let nz = |v: u64| (v != 0).then_some(v);
+            Event::Segment(RawSegment {
+                tid: hdr.tid,
+                on_start: e.on_start,
+                off_start: e.off_start,
+                wake: nz(e.wake),
+                end: hdr.ts,
+                reason: (e.reason != u32::MAX).then(|| super::reason_of(e.reason)),
+                syscall: u32::try_from(e.syscall).ok(),
+                ustack: u32::try_from(e.ustack).ok(),
+            })
         }
         k => return Err(DecodeError::UnknownKind(k)),
     })

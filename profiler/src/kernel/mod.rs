@@ -56,6 +56,8 @@ pub struct Options {
     pub freq_hz: u64,
     /// Capacity of the stack map (distinct stacks).
     pub max_stacks: u32,
+    /// Stream timeline records (one per switch cycle of a traced thread).
+    pub timeline: bool,
 }
 
 impl Default for Options {
@@ -66,11 +68,12 @@ impl Default for Options {
             stacks: true,
             freq_hz: 99,
             max_stacks: 16384,
+            timeline: false,
         }
     }
 }
 
-fn reason_of(r: u32) -> OffReason {
+pub(crate) fn reason_of(r: u32) -> OffReason {
     match r {
         reason::SLEEPING => OffReason::Sleeping,
         reason::BLOCKED => OffReason::Blocked,
@@ -147,6 +150,7 @@ pub fn live_of(tid: u32, r: &ThreadRec) -> LiveThread {
         ustack: u32::try_from(r.off_ustack).ok(),
         kstack: u32::try_from(r.off_kstack).ok(),
         seeded: r.flags & SEEDED != 0 && r.flags & OFF_CPU != 0,
+        on_since: r.on_since,
     }
 }
 
@@ -185,6 +189,8 @@ impl Kernel {
             .override_global("TASK_PID_OFFSET", &pid_offset, true)
             .map_max_entries("THREADS", opts.max_threads)
             .map_max_entries("STACKS", opts.max_stacks.max(1))
+            // A timeline streams a record per switch: a bigger buffer.
+            .map_max_entries("EVENTS", if opts.timeline { 1 << 25 } else { 1 << 22 })
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/profiler"
@@ -194,7 +200,7 @@ impl Kernel {
             follow_children: u32::from(opts.follow_children),
             stopped: 0,
             stacks: u32::from(opts.stacks),
-            _pad: 0,
+            timeline: u32::from(opts.timeline),
         };
         write_config(&mut ebpf, config)?;
         let mut links = Vec::new();
@@ -252,6 +258,17 @@ impl Kernel {
             freq_hz: if sampling { opts.freq_hz } else { 0 },
             lost_seeds: 0,
         })
+    }
+
+    /// Stops (or resumes) streaming timeline records.
+    pub fn set_timeline(&mut self, on: bool) -> Result<()> {
+        let config = Config {
+            timeline: u32::from(on),
+            ..self.config
+        };
+        write_config(&mut self.ebpf, config)?;
+        self.config = config;
+        Ok(())
     }
 
     /// Ends the window: the kernel stops accounting switches. Returns the

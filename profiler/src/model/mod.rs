@@ -73,6 +73,8 @@ pub struct LiveThread {
     pub kstack: Option<u32>,
     /// Still in the off-CPU period that began before attach.
     pub seeded: bool,
+    /// Start of its last on-CPU period (timeline), 0 if unknown.
+    pub on_since: u64,
 }
 
 /// Off-CPU time of one thread inside one syscall.
@@ -137,6 +139,24 @@ pub enum Event {
         tid: u32,
         counters: Counters,
     },
+    /// Timeline: an on-CPU period `[on_start, off_start)` then an off-CPU
+    /// one `[off_start, end)` (`reason` None: the thread died at
+    /// `off_start`).
+    Segment(RawSegment),
+}
+
+/// A timeline record from the kernel (`CLOCK_MONOTONIC` ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSegment {
+    pub tid: u32,
+    /// 0 when the on-CPU period began before recording.
+    pub on_start: u64,
+    pub off_start: u64,
+    pub wake: Option<u64>,
+    pub end: u64,
+    pub reason: Option<OffReason>,
+    pub syscall: Option<u32>,
+    pub ustack: Option<u32>,
 }
 
 impl Event {
@@ -147,6 +167,7 @@ impl Event {
             | Event::Rename { ts, .. }
             | Event::Exec { ts, .. }
             | Event::Final { ts, .. } => *ts,
+            Event::Segment(s) => s.end,
         }
     }
 }
@@ -215,4 +236,15 @@ pub struct StopState {
     pub syscalls: Vec<SyscallSample>,
     pub lost: LostCounts,
     pub stacks: StackData,
+    /// Timeline settings and losses (None: no timeline recorded).
+    pub timeline: Option<TimelineInfo>,
+}
+
+/// What happened to the timeline stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimelineInfo {
+    /// Records the kernel could not deliver (ring buffer full).
+    pub lost: u64,
+    /// Records dropped because the segment cap was reached.
+    pub capped: u64,
 }

@@ -82,6 +82,9 @@ pub struct Recorder {
     threads: Vec<Acc>,
     current: HashMap<u32, usize>,
     events: Vec<Event>,
+    segments: Vec<super::RawSegment>,
+    max_segments: usize,
+    capped: u64,
 }
 
 impl Recorder {
@@ -100,6 +103,9 @@ impl Recorder {
             threads: Vec::new(),
             current: HashMap::new(),
             events: Vec::new(),
+            segments: Vec::new(),
+            max_segments: usize::MAX,
+            capped: 0,
         };
         for t in initial {
             r.add_initial(t);
@@ -119,7 +125,21 @@ impl Recorder {
 
     /// Buffers a kernel record.
     pub fn push(&mut self, event: Event) {
-        self.events.push(event);
+        match event {
+            Event::Segment(s) if self.segments.len() < self.max_segments => self.segments.push(s),
+            Event::Segment(_) => self.capped += 1,
+            e => self.events.push(e),
+        }
+    }
+
+    /// Keeps at most `n` timeline records; later ones are counted.
+    pub fn set_max_segments(&mut self, n: usize) {
+        self.max_segments = n;
+    }
+
+    /// Whether the timeline cap was reached.
+    pub fn timeline_full(&self) -> bool {
+        self.segments.len() >= self.max_segments
     }
 
     /// Number of records buffered so far.
@@ -213,6 +233,7 @@ impl Recorder {
                 pid: tid,
                 filename,
             }),
+            Event::Segment(_) => {}
             Event::Final { ts, tid, counters } => {
                 let i = self.acc(tid, self.target.pid);
                 let a = &mut self.threads[i];
@@ -393,6 +414,59 @@ impl Recorder {
                 .then(a.stack.cmp(&b.stack))
         });
 
+        let timeline = stop.timeline.map(|info| {
+            let mut b = TimelineBuilder {
+                segs: Vec::new(),
+                start: self.start_ns,
+                end,
+            };
+            for s in &self.segments {
+                let pid = tgid_of.get(&s.tid).copied().unwrap_or(self.target.pid);
+                let st = s
+                    .ustack
+                    .map(|u| table.resolve(sym, raw, pid, Some(u), None));
+                let on_start = if s.on_start == 0 {
+                    self.start_ns
+                } else {
+                    s.on_start
+                };
+                b.push(s.tid, on_start, s.off_start, "running", None, None);
+                if let Some(r) = s.reason {
+                    b.off(s.tid, s.off_start, s.wake, s.end, r, s.syscall, st);
+                }
+            }
+            // Periods still open at the end.
+            for l in &stop.live {
+                if l.dead {
+                    continue;
+                }
+                let pid = tgid_of.get(&l.tid).copied().unwrap_or(self.target.pid);
+                match l.open {
+                    Open::OnCpu { since_ns } => b.push(l.tid, since_ns, end, "running", None, None),
+                    Open::OffCpu {
+                        since_ns,
+                        reason,
+                        woken_ns,
+                        syscall,
+                    } => {
+                        if l.on_since != 0 {
+                            b.push(l.tid, l.on_since, since_ns, "running", None, None);
+                        }
+                        let st = l
+                            .ustack
+                            .map(|u| table.resolve(sym, raw, pid, Some(u), None));
+                        b.off(l.tid, since_ns, woken_ns, end, reason, syscall, st);
+                    }
+                    Open::Closed => {}
+                }
+            }
+            b.segs.sort_by_key(|s| (s.tid, s.start_ns));
+            profile::Timeline {
+                segments: b.segs,
+                lost: info.lost,
+                capped: info.capped + self.capped,
+            }
+        });
         let window = Window {
             start_ns: self.start_ns,
             end_ns: end,
@@ -502,7 +576,61 @@ impl Recorder {
             stacks: table.stacks,
             oncpu,
             offcpu,
+            timeline,
         }
+    }
+}
+
+/// Turns kernel timeline records into clipped, window-relative segments.
+struct TimelineBuilder {
+    segs: Vec<profile::Segment>,
+    start: u64,
+    end: u64,
+}
+
+impl TimelineBuilder {
+    fn push(
+        &mut self,
+        tid: u32,
+        from: u64,
+        to: u64,
+        state: &str,
+        sc: Option<u32>,
+        stack: Option<u32>,
+    ) {
+        let (a, b) = (from.max(self.start), to.min(self.end));
+        if b > a {
+            self.segs.push(profile::Segment {
+                tid,
+                start_ns: a - self.start,
+                end_ns: b - self.start,
+                state: state.to_string(),
+                syscall: sc.map(crate::syscalls::name),
+                stack,
+            });
+        }
+    }
+
+    /// An off-CPU period: waiting for `reason` until the wakeup, then
+    /// runnable until `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn off(
+        &mut self,
+        tid: u32,
+        since: u64,
+        wake: Option<u64>,
+        to: u64,
+        reason: OffReason,
+        sc: Option<u32>,
+        stack: Option<u32>,
+    ) {
+        if reason == OffReason::Runnable {
+            self.push(tid, since, to, "runnable", None, stack);
+            return;
+        }
+        let wake = wake.filter(|&w| w >= since && w <= to).unwrap_or(to);
+        self.push(tid, since, wake, reason.as_str(), sc, stack);
+        self.push(tid, wake, to, "runnable", None, None);
     }
 }
 

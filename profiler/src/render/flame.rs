@@ -349,6 +349,7 @@ mod tests {
                 total_ns: 300_000_000,
                 count: 1,
             }],
+            timeline: None,
         }
     }
 

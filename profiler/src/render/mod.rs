@@ -4,6 +4,7 @@ pub mod diff;
 pub mod flame;
 pub mod pprof;
 pub mod text;
+pub mod timeline;
 
 use crate::profile::Profile;
 
@@ -12,6 +13,10 @@ pub trait Renderer {
     /// File name in the output directory.
     fn file_name(&self) -> &'static str;
     fn render(&self, profile: &Profile) -> anyhow::Result<Vec<u8>>;
+    /// Whether this profile has what the file shows (default: yes).
+    fn applies(&self, _profile: &Profile) -> bool {
+        true
+    }
 }
 
 /// `profile.json`, pretty-printed.

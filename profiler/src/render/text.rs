@@ -496,6 +496,7 @@ mod tests {
             stacks: vec![],
             oncpu: vec![],
             offcpu: vec![],
+            timeline: None,
         }
     }
 

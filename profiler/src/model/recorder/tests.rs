@@ -48,6 +48,7 @@ fn live(tid: u32, counters: Counters, open: Open) -> LiveThread {
         ustack: None,
         kstack: None,
         seeded: false,
+        on_since: 0,
     }
 }
 
@@ -59,6 +60,7 @@ fn stop(end_ms: u64, live: Vec<LiveThread>) -> StopState {
         syscalls: vec![],
         lost: LostCounts::default(),
         stacks: Default::default(),
+        timeline: None,
     }
 }
 
@@ -478,4 +480,75 @@ fn stacks_are_symbolized_interned_and_merged() {
     assert_eq!(p.frames.len(), 7, "5 sample frames + 2 creation frames");
     let t = p.threads.iter().find(|t| t.tid == 101).unwrap();
     assert_eq!(names(t.creation_stack.unwrap()), vec!["f8", "f9"]);
+}
+
+#[test]
+fn timeline_segments_split_at_wakeups_and_close_at_the_end() {
+    use crate::model::{RawSegment, TimelineInfo};
+    let mut r = Recorder::new(target(), START, 0, [initial(100, "app")]);
+    // On CPU 0-10 ms, asleep in read until 300 ms, runnable until 302 ms.
+    r.push(Event::Segment(RawSegment {
+        tid: 100,
+        on_start: 0,
+        off_start: START + 10 * MS,
+        wake: Some(START + 300 * MS),
+        end: START + 302 * MS,
+        reason: Some(OffReason::Sleeping),
+        syscall: Some(0),
+        ustack: None,
+    }));
+    let mut l = live(
+        100,
+        cpu(20),
+        Open::OnCpu {
+            since_ns: START + 302 * MS,
+        },
+    );
+    l.on_since = START + 302 * MS;
+    let mut s = stop(400, vec![l]);
+    s.timeline = Some(TimelineInfo::default());
+    let p = r.finish(s, &mut FakeSym);
+    let t = p.timeline.unwrap();
+    let got: Vec<(u64, u64, &str)> = t
+        .segments
+        .iter()
+        .map(|s| (s.start_ns / MS, s.end_ns / MS, s.state.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 10, "running"),
+            (10, 300, "sleeping"),
+            (300, 302, "runnable"),
+            (302, 400, "running")
+        ]
+    );
+    assert_eq!(
+        t.segments[1].syscall.as_deref(),
+        Some(crate::syscalls::name(0).as_str())
+    );
+}
+
+#[test]
+fn timeline_cap_counts_what_it_drops() {
+    use crate::model::{RawSegment, TimelineInfo};
+    let mut r = Recorder::new(target(), START, 0, [initial(100, "app")]);
+    r.set_max_segments(1);
+    for i in 0..3 {
+        r.push(Event::Segment(RawSegment {
+            tid: 100,
+            on_start: START + i * MS,
+            off_start: START + i * MS + 100,
+            wake: None,
+            end: START + (i + 1) * MS,
+            reason: Some(OffReason::Runnable),
+            syscall: None,
+            ustack: None,
+        }));
+    }
+    assert!(r.timeline_full());
+    let mut s = stop(10, vec![]);
+    s.timeline = Some(TimelineInfo { lost: 2, capped: 0 });
+    let t = r.finish(s, &mut FakeSym).timeline.unwrap();
+    assert_eq!((t.lost, t.capped), (2, 2));
 }
