@@ -171,6 +171,10 @@ pub struct CommonArgs {
     /// No progress messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Log what profiler does to stderr (-v: steps and timings, -vv: every
+    /// thread seeded and every mapping captured).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Overwrite an output directory that already holds a profile.
     #[arg(long)]
     pub force: bool,
@@ -373,6 +377,7 @@ fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
             ..kernel::Options::default()
         },
         timeline_max: c.timeline_max,
+        verbose: c.verbose,
     }
 }
 

@@ -35,6 +35,17 @@ pub struct Options {
     pub kernel: kernel::Options,
     /// Most timeline segments kept (`--timeline-max`).
     pub timeline_max: usize,
+    /// `-v` count: 1 steps and timings, 2 details.
+    pub verbose: u8,
+}
+
+/// Logs to stderr at verbosity `level` or more.
+macro_rules! vlog {
+    ($opts:expr, $level:expr, $($arg:tt)*) => {
+        if $opts.verbose >= $level {
+            eprintln!("profiler: [{:>8.3}s] {}", crate::kernel::monotonic_ns() as f64 / 1e9, format!($($arg)*));
+        }
+    };
 }
 
 /// Progress numbers for a status line.
@@ -334,8 +345,30 @@ pub fn attach(
     obs: &mut dyn Observer,
 ) -> Result<Profile> {
     let process: Process = target::inspect(pid)?;
+    vlog!(
+        opts,
+        1,
+        "target pid {} ({}) {} started at tick {}",
+        process.pid,
+        process.comm,
+        process.exe,
+        process.start_ticks
+    );
     preflight::check_all()?;
+    vlog!(
+        opts,
+        1,
+        "preflight ok (privileges, BTF, tracefs, tracepoint layouts)"
+    );
+    let t = std::time::Instant::now();
     let mut k = Kernel::load(&opts.kernel)?;
+    vlog!(
+        opts,
+        1,
+        "programs loaded and attached in {:?} ({:?})",
+        t.elapsed(),
+        opts.kernel
+    );
 
     // What symbolization needs, captured while the target lives.
     let mut sym = Symbolizer::new();
@@ -343,7 +376,46 @@ pub fn attach(
     let start_ns = kernel::monotonic_ns();
     let start_unix_ns = unix_now_ns();
     let mut seen = HashSet::new();
+    vlog!(
+        opts,
+        1,
+        "{} executable mappings captured",
+        sym.mappings(process.pid).len()
+    );
+    if opts.verbose >= 2 {
+        for m in sym.mappings(process.pid) {
+            vlog!(
+                opts,
+                2,
+                "  mapping {:x}-{:x} +{:x} {} (handle kept: {})",
+                m.start,
+                m.end,
+                m.offset,
+                m.path,
+                m.file.is_some()
+            );
+        }
+    }
     let initial = seed_threads(&mut k, &sym, process.pid, start_ns, &mut seen)?;
+    vlog!(
+        opts,
+        1,
+        "{} threads seeded ({} stacks read from /proc)",
+        initial.len(),
+        initial.iter().filter(|t| t.stack.is_some()).count()
+    );
+    if opts.verbose >= 2 {
+        for t in &initial {
+            vlog!(
+                opts,
+                2,
+                "  thread {} ({}) stack frames at attach: {}",
+                t.tid,
+                t.comm,
+                t.stack.as_ref().map(|s| s.user.len()).unwrap_or(0)
+            );
+        }
+    }
     if initial.is_empty() && !target::alive(process.pid, process.start_ticks) {
         return Err(Error::NoSuchPid(pid).into());
     }
@@ -376,7 +448,21 @@ pub fn attach(
         r.poll(wait_step(opts, elapsed));
         obs.progress(r.progress());
     };
-    r.finish(end_reason)
+    vlog!(
+        opts,
+        1,
+        "stopping ({end_reason}) after {} lifecycle records",
+        r.records
+    );
+    let t = std::time::Instant::now();
+    let p = r.finish(end_reason);
+    vlog!(
+        opts,
+        1,
+        "kernel state read, symbolized and aggregated in {:?}",
+        t.elapsed()
+    );
+    p
 }
 
 /// The result of `profiler record`.
@@ -398,8 +484,28 @@ pub fn record(
     obs: &mut dyn Observer,
 ) -> Result<Recorded> {
     preflight::check_all()?;
+    vlog!(
+        opts,
+        1,
+        "preflight ok (privileges, BTF, tracefs, tracepoint layouts)"
+    );
+    let t = std::time::Instant::now();
     let mut k = Kernel::load(&opts.kernel)?;
+    vlog!(
+        opts,
+        1,
+        "programs loaded and attached in {:?} ({:?})",
+        t.elapsed(),
+        opts.kernel
+    );
     let mut child = Child::fork_waiting(argv)?;
+    vlog!(
+        opts,
+        1,
+        "forked pid {} waiting to exec {:?}",
+        child.pid,
+        argv
+    );
     let start_ns = kernel::monotonic_ns();
     let start_unix_ns = unix_now_ns();
     // The child is blocked reading the go pipe: sleeping, in read(2).

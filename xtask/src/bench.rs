@@ -30,6 +30,7 @@ enum Config {
     Untraced,
     Profiler,
     ProfilerNoStacks,
+    ProfilerTimeline,
     ProfilerBystander,
     Offcputime,
     PerfSched,
@@ -42,6 +43,7 @@ impl Config {
             Config::Untraced => "untraced",
             Config::Profiler => "profiler (defaults)",
             Config::ProfilerNoStacks => "profiler --no-stacks",
+            Config::ProfilerTimeline => "profiler --timeline",
             Config::ProfilerBystander => "profiler on another process",
             Config::Offcputime => "libbpf-tools offcputime -p",
             Config::PerfSched => "perf sched record -p",
@@ -146,6 +148,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         Config::Untraced => None,
         Config::Profiler => Some(profiler(&[], pid)?),
         Config::ProfilerNoStacks => Some(profiler(&["--no-stacks"], pid)?),
+        Config::ProfilerTimeline => Some(profiler(&["--timeline"], pid)?),
         Config::ProfilerBystander => {
             let s = Command::new("sleep").arg("3600").spawn()?;
             let t = profiler(&[], s.id())?;
@@ -186,7 +189,10 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
     if let Some(t) = tracer.as_mut() {
         if matches!(
             cfg,
-            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerBystander
+            Config::Profiler
+                | Config::ProfilerNoStacks
+                | Config::ProfilerTimeline
+                | Config::ProfilerBystander
         ) {
             let err = BufReader::new(t.stderr.take().context("stderr")?);
             let mut lines = err.lines();
@@ -216,7 +222,10 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         ..Sample::default()
     };
     if let Some(mut t) = tracer {
-        if !matches!(cfg, Config::Profiler | Config::ProfilerNoStacks) {
+        if !matches!(
+            cfg,
+            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerTimeline
+        ) {
             interrupt(&t);
         }
         let (cpu, rss) = reap(&mut t);
@@ -224,7 +233,10 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         s.tracer_rss_mb = rss;
         if matches!(
             cfg,
-            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerBystander
+            Config::Profiler
+                | Config::ProfilerNoStacks
+                | Config::ProfilerTimeline
+                | Config::ProfilerBystander
         ) {
             s.stop_to_files_s = Some(exited.elapsed().as_secs_f64());
             if let Ok(text) = std::fs::read(outdir.join("profile.json"))

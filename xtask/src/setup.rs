@@ -175,16 +175,43 @@ fn ensure_go() -> Result<()> {
     Ok(())
 }
 
+/// A Debian package providing `bin`, installed when missing (as root).
+fn ensure_apt(bin: &str, package: &str, why: &str) -> Result<()> {
+    if Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    if !crate::util::is_root() {
+        bail!(
+            "{bin} is missing ({why}): install Debian's {package}, or run as root and xtask will"
+        );
+    }
+    eprintln!("xtask: installing {package} ({why})");
+    let _ = sh(Command::new("apt-get").args(["update", "-qq"]));
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("installing {package}"))
+}
+
 /// Everything; returns quickly when already set up.
 pub fn run_setup() -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
     ensure_go()?;
+    ensure_apt(
+        "chromium",
+        "chromium",
+        "headless screenshots of the SVGs in the tests",
+    )?;
     Ok(())
 }
 
 pub fn run() -> Result<()> {
     run_setup().context("setup")?;
-    eprintln!("xtask: setup ok (nightly rust-src, bpf-linker, go)");
+    eprintln!("xtask: setup ok (nightly rust-src, bpf-linker, go, chromium)");
     Ok(())
 }
