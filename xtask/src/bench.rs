@@ -297,6 +297,7 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
         Config::Untraced,
         Config::Profiler,
         Config::ProfilerNoStacks,
+        Config::ProfilerTimeline,
         Config::ProfilerBystander,
     ];
     for (c, b) in [
