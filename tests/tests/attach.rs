@@ -59,7 +59,9 @@ fn lifecycle_fixture_numbers_are_right() {
     assert_eq!(p.target.pid, pid);
     assert_eq!(p.window.end_reason, "duration");
     assert_near("window", p.window.duration_ns, 2500 * MS, 0.0, 100 * MS);
-    assert_eq!(p.totals.lost_events, 0);
+    // Nothing lost but, under load, a rare failed stack walk (counted).
+    assert_eq!(p.totals.lost_events, p.lost.stacks, "{:?}", p.lost);
+    assert!(p.lost.stacks <= 2, "{:?}", p.lost);
 
     // Threads: main + 3 workers + 2 ephemeral ones.
     assert_eq!(p.totals.threads_seen, 6, "{:#?}", p.threads);

@@ -240,7 +240,8 @@ fn a_full_thread_map_is_counted_and_flagged() {
     assert!(res.status.success(), "{res:?}");
     let p = load(&out);
     assert_eq!(p.lost.threads_map_full, 2, "{:?}", p.lost);
-    assert_eq!(p.totals.lost_events, 2);
+    // Plus, under load, a rare failed stack walk (counted as such).
+    assert_eq!(p.totals.lost_events - p.lost.stacks, 2, "{:?}", p.lost);
     let report = fs::read_to_string(out.join("report.txt")).unwrap();
     assert!(
         report
@@ -283,7 +284,7 @@ fn two_profilers_on_one_target_both_work() {
     let (pa, pb) = (load(&a), load(&b));
     for p in [&pa, &pb] {
         assert_eq!(p.totals.threads_seen, 6);
-        assert_eq!(p.totals.lost_events, 0);
+        assert_eq!(p.totals.lost_events, p.lost.stacks, "{:?}", p.lost);
     }
     let sw = |p: &Profile, n: &str| {
         p.threads
