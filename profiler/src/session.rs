@@ -329,6 +329,26 @@ impl Recording {
     }
 }
 
+/// Checks the system, then loads and attaches the kernel programs.
+fn load_kernel(opts: &Options) -> Result<Kernel> {
+    preflight::check_all()?;
+    vlog!(
+        opts,
+        1,
+        "preflight ok (privileges, BTF, tracefs, tracepoint layouts)"
+    );
+    let t = std::time::Instant::now();
+    let k = Kernel::load(&opts.kernel)?;
+    vlog!(
+        opts,
+        1,
+        "programs loaded and attached in {:?} ({:?})",
+        t.elapsed(),
+        opts.kernel
+    );
+    Ok(k)
+}
+
 fn wait_step(opts: &Options, elapsed: Duration) -> Duration {
     opts.duration
         .map(|d| d.saturating_sub(elapsed))
@@ -354,21 +374,7 @@ pub fn attach(
         process.exe,
         process.start_ticks
     );
-    preflight::check_all()?;
-    vlog!(
-        opts,
-        1,
-        "preflight ok (privileges, BTF, tracefs, tracepoint layouts)"
-    );
-    let t = std::time::Instant::now();
-    let mut k = Kernel::load(&opts.kernel)?;
-    vlog!(
-        opts,
-        1,
-        "programs loaded and attached in {:?} ({:?})",
-        t.elapsed(),
-        opts.kernel
-    );
+    let mut k = load_kernel(opts)?;
 
     // What symbolization needs, captured while the target lives.
     let mut sym = Symbolizer::new();
@@ -483,21 +489,7 @@ pub fn record(
     stop: &Arc<AtomicBool>,
     obs: &mut dyn Observer,
 ) -> Result<Recorded> {
-    preflight::check_all()?;
-    vlog!(
-        opts,
-        1,
-        "preflight ok (privileges, BTF, tracefs, tracepoint layouts)"
-    );
-    let t = std::time::Instant::now();
-    let mut k = Kernel::load(&opts.kernel)?;
-    vlog!(
-        opts,
-        1,
-        "programs loaded and attached in {:?} ({:?})",
-        t.elapsed(),
-        opts.kernel
-    );
+    let mut k = load_kernel(opts)?;
     let mut child = Child::fork_waiting(argv)?;
     vlog!(
         opts,
