@@ -463,29 +463,36 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
     ]
 }
 
-/// Writes every file to `dir`; on failure, everything to a rescue
-/// directory, and the error names both.
+/// Writes every file to `dir`, rendering one at a time (a timeline makes
+/// files of hundreds of MB); on failure, everything to a rescue directory,
+/// and the error names both.
 fn write_all(profile: &Profile, c: &EmitOpts, dir: &std::path::Path) -> Result<Vec<&'static str>> {
-    let files: Vec<(&'static str, Vec<u8>)> = renderers(c)
-        .iter()
+    let renderers: Vec<Box<dyn Renderer>> = renderers(c)
+        .into_iter()
         .filter(|r| r.applies(profile))
-        .map(|r| Ok((r.file_name(), r.render(profile)?)))
-        .collect::<Result<_>>()?;
+        .collect();
+    let mut written = Vec::new();
     let mut failure = None;
-    for (name, bytes) in &files {
-        if let Err(e) = output::write_file(dir, name, bytes) {
-            failure = Some(format!("writing {}: {e}", dir.join(name).display()));
+    for r in &renderers {
+        let bytes = r.render(profile)?;
+        if let Err(e) = output::write_file(dir, r.file_name(), &bytes) {
+            failure = Some(format!(
+                "writing {}: {e}",
+                dir.join(r.file_name()).display()
+            ));
             break;
         }
+        written.push(r.file_name());
     }
     let Some(why) = failure else {
-        return Ok(files.iter().map(|f| f.0).collect());
+        return Ok(written);
     };
-    let rescued = output::rescue_dir().and_then(|r| {
-        for (name, bytes) in &files {
-            output::write_file(&r, name, bytes)?;
+    let rescued = output::rescue_dir().and_then(|rd| {
+        for r in &renderers {
+            let bytes = r.render(profile).map_err(std::io::Error::other)?;
+            output::write_file(&rd, r.file_name(), &bytes)?;
         }
-        Ok(r)
+        Ok(rd)
     });
     Err(match rescued {
         Ok(r) => Error::Output {

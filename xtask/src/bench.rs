@@ -239,11 +239,12 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
                 | Config::ProfilerBystander
         ) {
             s.stop_to_files_s = Some(exited.elapsed().as_secs_f64());
-            if let Ok(text) = std::fs::read(outdir.join("profile.json"))
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text)
-            {
-                s.events = v["totals"]["context_switches"].as_u64();
-                s.lost = v["totals"]["lost_events"].as_u64();
+            // The totals sit near the top; a timeline profile is hundreds of
+            // MB, and parsing it whole would bloat this process (and the
+            // max RSS its later children inherit).
+            if let Ok(head) = read_head(&outdir.join("profile.json"), 64 * 1024) {
+                s.events = number_after(&head, "\"context_switches\":");
+                s.lost = number_after(&head, "\"lost_events\":");
             }
         }
     }
@@ -252,6 +253,22 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         let _ = b.wait();
     }
     Ok(s)
+}
+
+fn read_head(path: &Path, n: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    let got = std::fs::File::open(path)?.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..got]).into_owned())
+}
+
+/// The integer after the first `key` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = text.split_once(key)?.1.trim_start();
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn stats(v: &[f64]) -> (f64, f64, f64) {

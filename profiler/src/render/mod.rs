@@ -26,8 +26,14 @@ impl Renderer for Json {
     fn file_name(&self) -> &'static str {
         "profile.json"
     }
+    /// Pretty, except with a timeline (hundreds of thousands of segments),
+    /// where indentation would double the size: compact then.
     fn render(&self, profile: &Profile) -> anyhow::Result<Vec<u8>> {
-        let mut v = serde_json::to_vec_pretty(profile)?;
+        let mut v = if profile.timeline.is_some() {
+            serde_json::to_vec(profile)?
+        } else {
+            serde_json::to_vec_pretty(profile)?
+        };
         v.push(b'\n');
         Ok(v)
     }

@@ -239,47 +239,66 @@ impl Renderer for TraceJson {
     fn applies(&self, p: &Profile) -> bool {
         p.timeline.is_some()
     }
+    /// Written as a stream of events (no JSON tree in memory: a timeline
+    /// has hundreds of thousands of them).
     fn render(&self, p: &Profile) -> anyhow::Result<Vec<u8>> {
-        let mut events = Vec::new();
-        events.push(serde_json::json!({
-            "name": "process_name", "ph": "M", "pid": p.target.pid, "tid": p.target.pid,
-            "args": { "name": format!("{} (pid {})", p.target.comm, p.target.pid) }
-        }));
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+        let mut o =
+            String::with_capacity(p.timeline.as_ref().map_or(0, |t| t.segments.len() * 120));
+        o.push_str("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+        let _ = write!(
+            o,
+            "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{pid},\"args\":{{\"name\":{}}}}}",
+            q(&format!("{} (pid {})", p.target.comm, p.target.pid)),
+            pid = p.target.pid
+        );
+        let mut stacks: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
         for (t, segs) in rows(p) {
             let role = t
                 .role
                 .as_ref()
                 .map(|r| format!(" [{}]", r.dominant))
                 .unwrap_or_default();
-            events.push(serde_json::json!({
-                "name": "thread_name", "ph": "M", "pid": t.pid, "tid": t.tid,
-                "args": { "name": format!("{} {}{role}", t.tid, t.name) }
-            }));
+            let _ = write!(
+                o,
+                ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":{}}}}}",
+                t.pid,
+                t.tid,
+                q(&format!("{} {}{role}", t.tid, t.name))
+            );
             for s in segs {
-                let mut args = serde_json::Map::new();
+                let _ = write!(
+                    o,
+                    ",\n{{\"name\":{},\"cat\":\"thread_state\",\"ph\":\"X\",\"ts\":{:.3},\"dur\":{:.3},\"pid\":{},\"tid\":{},\"args\":{{",
+                    q(&s.state),
+                    s.start_ns as f64 / 1000.0,
+                    (s.end_ns - s.start_ns) as f64 / 1000.0,
+                    t.pid,
+                    t.tid
+                );
+                let mut sep = "";
                 if let Some(sc) = &s.syscall {
-                    args.insert("syscall".into(), sc.clone().into());
+                    let _ = write!(o, "\"syscall\":{}", q(sc));
+                    sep = ",";
                 }
                 if let Some(st) = s.stack {
-                    let frames: Vec<String> = p
-                        .stack_frames(st)
-                        .iter()
-                        .rev()
-                        .take(8)
-                        .map(|f| f.name.clone())
-                        .collect();
-                    args.insert("stack".into(), frames.join(" ← ").into());
+                    let text = stacks.entry(st).or_insert_with(|| {
+                        let frames: Vec<&str> = p
+                            .stack_frames(st)
+                            .iter()
+                            .rev()
+                            .take(8)
+                            .map(|f| f.name.as_str())
+                            .collect();
+                        q(&frames.join(" ← "))
+                    });
+                    let _ = write!(o, "{sep}\"stack\":{text}");
                 }
-                events.push(serde_json::json!({
-                    "name": s.state, "cat": "thread_state", "ph": "X",
-                    "ts": s.start_ns as f64 / 1000.0,
-                    "dur": (s.end_ns - s.start_ns) as f64 / 1000.0,
-                    "pid": t.pid, "tid": t.tid, "args": args
-                }));
+                o.push_str("}}");
             }
         }
-        let doc = serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" });
-        Ok(serde_json::to_vec(&doc)?)
+        o.push_str("\n]}\n");
+        Ok(o.into_bytes())
     }
 }
 
