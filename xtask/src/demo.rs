@@ -47,6 +47,8 @@ pub fn run_demo() -> Result<()> {
         &target.id().to_string(),
         "--duration",
         "2s",
+        // The demo's own directory: overwrite the last run's files.
+        "--force",
         "--output",
     ])
     .arg(&out)
