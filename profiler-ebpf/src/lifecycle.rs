@@ -43,17 +43,25 @@ fn header(kind: u32, tid: u32, tgid: u32, ts: u64) -> EventHeader {
 /// Streams `value`, counting it as lost when the buffer is full.
 #[inline(always)]
 fn emit<T: 'static>(value: T) -> bool {
+    let written = write(value);
+    bump(if written {
+        counter::RECORDS
+    } else {
+        counter::LOST_RINGBUF
+    });
+    written
+}
+
+/// Puts `value` in the ring buffer; false when it is full.
+#[inline(always)]
+fn write<T: 'static>(value: T) -> bool {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(value);
             entry.submit(0);
-            bump(counter::RECORDS);
             true
         }
-        None => {
-            bump(counter::LOST_RINGBUF);
-            false
-        }
+        None => false,
     }
 }
 
@@ -219,20 +227,17 @@ pub fn thread_final(tid: u32, rec: &mut ThreadRec, now: u64) {
 /// off-CPU period after it, ending at `end` (0 for a final switch-out).
 #[inline(always)]
 pub fn segment(tid: u32, rec: &ThreadRec, end: u64) {
-    match EVENTS.reserve::<SegmentEvent>(0) {
-        Some(mut entry) => {
-            entry.write(SegmentEvent {
-                hdr: header(event_kind::SEGMENT, tid, rec.tgid, end),
-                on_start: rec.on_since,
-                off_start: rec.last_ts,
-                wake: rec.wake_ts,
-                reason: rec.off_reason,
-                syscall: rec.off_syscall,
-                ustack: rec.off_ustack,
-                _pad: 0,
-            });
-            entry.submit(0);
-        }
-        None => bump(counter::LOST_SEGMENTS),
+    let written = write(SegmentEvent {
+        hdr: header(event_kind::SEGMENT, tid, rec.tgid, end),
+        on_start: rec.on_since,
+        off_start: rec.last_ts,
+        wake: rec.wake_ts,
+        reason: rec.off_reason,
+        syscall: rec.off_syscall,
+        ustack: rec.off_ustack,
+        _pad: 0,
+    });
+    if !written {
+        bump(counter::LOST_SEGMENTS);
     }
 }

@@ -300,10 +300,10 @@ impl Observer for Stderr {
             eprintln!("profiler: recording pid {pid} ({comm}), {threads} threads; Ctrl-C to stop");
         }
     }
+    fn wants_progress(&self) -> bool {
+        self.live
+    }
     fn progress(&mut self, p: Progress) {
-        if !self.live {
-            return;
-        }
         let now = std::time::Instant::now();
         let rate = match self.last {
             Some((t, _)) if now.duration_since(t) < std::time::Duration::from_millis(250) => return,

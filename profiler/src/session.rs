@@ -65,7 +65,12 @@ pub struct Progress {
 pub trait Observer {
     /// Programs are attached and the target traced: recording is live.
     fn started(&mut self, _pid: u32, _comm: &str, _threads: usize) {}
-    /// Called a few times a second.
+    /// Whether [`Observer::progress`] is wanted (computing it reads kernel
+    /// counters, so it is skipped when nobody shows it).
+    fn wants_progress(&self) -> bool {
+        false
+    }
+    /// Called a few times a second when wanted.
     fn progress(&mut self, _p: Progress) {}
 }
 
@@ -452,7 +457,9 @@ pub fn attach(
             break "target_exited";
         }
         r.poll(wait_step(opts, elapsed));
-        obs.progress(r.progress());
+        if obs.wants_progress() {
+            obs.progress(r.progress());
+        }
     };
     vlog!(
         opts,
@@ -558,7 +565,9 @@ pub fn record(
             break "duration";
         }
         r.poll(wait_step(opts, elapsed).min(Duration::from_millis(50)));
-        obs.progress(r.progress());
+        if obs.wants_progress() {
+            obs.progress(r.progress());
+        }
     };
     let end_reason = if interrupted_at.is_some() {
         "signal"
