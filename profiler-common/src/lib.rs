@@ -137,23 +137,46 @@ pub struct ThreadRec {
     /// Stacks of the current off-CPU period (ids in `STACKS`, -1 = none).
     pub off_ustack: i32,
     pub off_kstack: i32,
-    /// User registers and syscall at the last stack capture: a thread that
-    /// goes off CPU again at the same place (same ip, sp, bp and syscall)
+    /// The last two off-CPU stack captures, by the place the thread left
+    /// the CPU from: a thread that goes off CPU again at the same place
     /// has the same stacks, so they are reused instead of walked again.
-    pub cache_ip: u64,
-    pub cache_sp: u64,
-    pub cache_bp: u64,
-    pub cache_nr: i32,
-    /// Reuses since the last capture; a capture is forced every
-    /// [`STACK_CACHE_MAX_AGE`] reuses.
-    pub cache_age: u32,
+    /// Two slots, because threads commonly alternate between two places
+    /// (blocked in `read`, preempted in `write`).
+    pub cache: [StackCacheSlot; STACK_CACHE_SLOTS],
+    /// The slot used last; a miss replaces the other one.
+    pub cache_last: u32,
+    pub _pad: u32,
     /// Start of the current or last on-CPU period (timeline), 0 if unknown.
     pub on_since: u64,
 }
 
+/// One remembered off-CPU stack capture (see [`ThreadRec::cache`]). Empty
+/// while `ip` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackCacheSlot {
+    /// Saved user registers and syscall the stacks were captured at.
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub nr: i32,
+    /// Reuses since the capture; a capture is forced every
+    /// [`STACK_CACHE_MAX_AGE`] reuses.
+    pub age: u32,
+    pub ustack: i32,
+    pub kstack: i32,
+}
+
+/// Slots of [`ThreadRec::cache`].
+pub const STACK_CACHE_SLOTS: usize = 2;
+
 /// Stack id meaning "the stack userspace read from /proc at attach" (the
 /// off-CPU period that began before recording did).
 pub const ATTACH_STACK: i32 = -2;
+
+/// Slots of the bystander filter (`TGIDS`): a process's slot is
+/// `tgid % TGID_SLOTS`. A power of two, so the modulo is a mask.
+pub const TGID_SLOTS: u32 = 4096;
 
 /// Reuses of cached off-CPU stacks before they are walked again.
 pub const STACK_CACHE_MAX_AGE: u32 = 64;

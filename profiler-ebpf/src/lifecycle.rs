@@ -21,7 +21,7 @@ use profiler_common::{
 };
 
 use crate::{
-    maps::{EVENTS, THREADS, bump, follow_children, stacks_enabled},
+    maps::{EVENTS, THREADS, bump, follow_children, mark_traced, stacks_enabled},
     regs,
     stacks::stack_id,
     tp::field,
@@ -97,6 +97,9 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         on_since: now,
         ..ThreadRec::default()
     };
+    if tgid != parent_tgid {
+        mark_traced(tgid);
+    }
     if THREADS.insert(child, rec, 0).is_err() {
         bump(counter::LOST_THREADS_FULL);
         return 0;

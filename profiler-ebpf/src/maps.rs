@@ -4,12 +4,24 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use profiler_common::{Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, ThreadRec};
+use profiler_common::{
+    Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, TGID_SLOTS, ThreadRec,
+};
 
 /// Traced threads (key: tid). Doubles as the in-kernel filter. Userspace may
 /// resize it before load.
 #[map]
 pub static THREADS: HashMap<u32, ThreadRec> = HashMap::with_max_entries(32768, 0);
+
+/// The bystander filter: one byte per `tgid % TGID_SLOTS`, set (by
+/// userspace when seeding, by `task_newtask` for followed children) before
+/// any thread of that process enters `THREADS`, and never cleared. The
+/// scheduler programs run for every switch and wakeup on the machine; for
+/// a task whose slot is clear they stop after this inlined array load,
+/// without a hash lookup. A set slot (a traced process, or one colliding
+/// with it) goes on to `THREADS`, which decides.
+#[map]
+pub static TGIDS: Array<u8> = Array::with_max_entries(TGID_SLOTS, 0);
 
 /// Off-CPU time per (thread, syscall) for threads that blocked in a syscall.
 #[map]
@@ -72,4 +84,19 @@ pub fn stacks_enabled() -> bool {
 #[inline(always)]
 pub fn timeline_enabled() -> bool {
     CONFIG.get(0).is_some_and(|c| c.timeline != 0)
+}
+
+/// Whether process `tgid` may be traced (false: certainly not).
+#[inline(always)]
+pub fn maybe_traced(tgid: u32) -> bool {
+    TGIDS.get(tgid & (TGID_SLOTS - 1)).is_some_and(|b| *b != 0)
+}
+
+/// Lets process `tgid` through the bystander filter.
+#[inline(always)]
+pub fn mark_traced(tgid: u32) {
+    if let Some(b) = TGIDS.get_ptr_mut(tgid & (TGID_SLOTS - 1)) {
+        // SAFETY: a byte store; concurrent stores all write 1.
+        unsafe { *b = 1 }
+    }
 }

@@ -8,11 +8,7 @@
 //! closes: `out..wake` goes to the reason's bucket, `wake..in` to runnable
 //! (waiting for a CPU).
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
 use profiler_common::{
     ATTACH_STACK, OffCpuKey, OffCpuVal, ThreadRec, counter, reason, state,
     thread_flags::{OFF_CPU, ON_CPU, SEEDED},
@@ -20,22 +16,25 @@ use profiler_common::{
 
 use crate::{
     lifecycle,
-    maps::{OFFCPU, THREADS, bump, stopped, timeline_enabled},
+    maps::{OFFCPU, THREADS, bump, maybe_traced, stopped, timeline_enabled},
     regs, stacks, syscall, task,
 };
 
-/// Raw tracepoint: args are `TP_PROTO(bool preempt, struct task_struct
-/// *prev, struct task_struct *next, unsigned int prev_state)`, passed as
-/// they are: no trace record is built, which is what makes a raw
-/// tracepoint cheap for the switches of every other process on the
-/// machine. `prev` is the current task.
-#[raw_tracepoint(tracepoint = "sched_switch")]
-pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
-    let prev = bpf_get_current_pid_tgid() as u32;
+/// BTF tracepoint (`tp_btf`): args are `TP_PROTO(bool preempt, struct
+/// task_struct *prev, struct task_struct *next, unsigned int prev_state)`,
+/// passed as they are, with the task pointers typed for the verifier. It
+/// runs for every switch on the machine, so a bystander's switch costs two
+/// pairs of field loads and two inlined filter loads (`maps::maybe_traced`)
+/// and nothing else: no trace record is built, no helper is called, no
+/// hash is looked up. `prev` is the current task.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> u32 {
+    let (prev, prev_tgid) = task::btf_ids(ctx.arg::<*const u8>(1));
+    let (next, next_tgid) = task::btf_ids(ctx.arg::<*const u8>(2));
     let mut now = 0;
-    // `stopped()` is checked only for traced threads, so that bystanders
-    // pay two hash lookups and nothing else.
-    if let Some(rec) = THREADS.get_ptr_mut(prev) {
+    if maybe_traced(prev_tgid)
+        && let Some(rec) = THREADS.get_ptr_mut(prev)
+    {
         if stopped() {
             return 0;
         }
@@ -48,8 +47,9 @@ pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
         switch_out(&ctx, prev, unsafe { &mut *rec }, prev_state, now);
         bump(counter::SWITCHES);
     }
-    let next = task::pid(ctx.arg::<*const u8>(2));
-    if let Some(rec) = THREADS.get_ptr_mut(next) {
+    if maybe_traced(next_tgid)
+        && let Some(rec) = THREADS.get_ptr_mut(next)
+    {
         if stopped() {
             return 0;
         }
@@ -79,11 +79,14 @@ fn reported_state(preempt: bool, raw: u64) -> u64 {
 }
 
 /// Fires for wakeups of sleeping/blocked/stopped tasks (not for preempted
-/// ones, which stay runnable). Raw: `TP_PROTO(struct task_struct *p)`.
-#[raw_tracepoint(tracepoint = "sched_wakeup")]
-pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
-    let pid = task::pid(ctx.arg::<*const u8>(0));
-    if let Some(rec) = THREADS.get_ptr_mut(pid) {
+/// ones, which stay runnable). `TP_PROTO(struct task_struct *p)`; filtered
+/// as `sched_switch` is.
+#[btf_tracepoint(function = "sched_wakeup")]
+pub fn sched_wakeup(ctx: BtfTracePointContext) -> u32 {
+    let (pid, tgid) = task::btf_ids(ctx.arg::<*const u8>(0));
+    if maybe_traced(tgid)
+        && let Some(rec) = THREADS.get_ptr_mut(pid)
+    {
         // SAFETY: only the first wakeup of an off-CPU period is stored; a
         // racing second wakeup writes a nearly equal timestamp.
         let rec = unsafe { &mut *rec };
@@ -97,7 +100,7 @@ pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
 
 #[inline(always)]
 fn switch_out(
-    ctx: &RawTracePointContext,
+    ctx: &BtfTracePointContext,
     tid: u32,
     rec: &mut ThreadRec,
     prev_state: u64,

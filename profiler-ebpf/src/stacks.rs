@@ -1,9 +1,9 @@
 //! Stack capture into the shared `STACKS` map, with the per-thread cache
 //! that makes off-CPU stacks cheap for threads that block again and again
-//! at the same place (see `ThreadRec::cache_*`).
+//! at the same place (see `ThreadRec::cache`).
 
 use aya_ebpf::{EbpfContext, programs::tracing::StackIdContext};
-use profiler_common::{STACK_CACHE_MAX_AGE, ThreadRec, counter};
+use profiler_common::{STACK_CACHE_MAX_AGE, STACK_CACHE_SLOTS, StackCacheSlot, ThreadRec, counter};
 
 use crate::{
     maps::{STACKS, bump, stacks_enabled},
@@ -47,23 +47,44 @@ pub fn off_cpu<C: EbpfContext + StackIdContext>(
         Some(r) => (r.ip, r.sp, r.bp),
         None => (0, 0, 0),
     };
-    if rec.cache_age < STACK_CACHE_MAX_AGE
-        && rec.off_ustack >= 0
-        && ip != 0
-        && ip == rec.cache_ip
-        && sp == rec.cache_sp
-        && bp == rec.cache_bp
-        && nr == rec.cache_nr
-    {
-        rec.cache_age += 1;
-        bump(counter::STACK_CACHE_HITS);
-        return;
+    let same = |s: &StackCacheSlot| ip != 0 && s.ip == ip && s.sp == sp && s.bp == bp && s.nr == nr;
+    // The slot to reuse or refill: the one captured at this place, else
+    // the one not used last.
+    let mut victim = 1 - (rec.cache_last & 1);
+    for i in 0..STACK_CACHE_SLOTS {
+        let slot = &mut rec.cache[i];
+        if same(slot) {
+            if slot.age < STACK_CACHE_MAX_AGE {
+                slot.age += 1;
+                rec.off_ustack = slot.ustack;
+                rec.off_kstack = slot.kstack;
+                rec.cache_last = i as u32;
+                bump(counter::STACK_CACHE_HITS);
+                return;
+            }
+            victim = i as u32;
+        }
     }
-    rec.off_ustack = stack_id(ctx, true);
-    rec.off_kstack = stack_id(ctx, false);
-    rec.cache_ip = ip;
-    rec.cache_sp = sp;
-    rec.cache_bp = bp;
-    rec.cache_nr = nr;
-    rec.cache_age = 0;
+    let ustack = stack_id(ctx, true);
+    let kstack = stack_id(ctx, false);
+    rec.off_ustack = ustack;
+    rec.off_kstack = kstack;
+    rec.cache_last = victim;
+    // Indexing with a checked constant keeps the verifier's bounds simple.
+    let slot = if victim == 0 {
+        &mut rec.cache[0]
+    } else {
+        &mut rec.cache[1]
+    };
+    // A failed walk is not remembered: the next switch tries again.
+    let ok = ip != 0 && (ustack >= 0 || kstack >= 0);
+    *slot = StackCacheSlot {
+        ip: if ok { ip } else { 0 },
+        sp,
+        bp,
+        nr,
+        age: 0,
+        ustack,
+        kstack,
+    };
 }

@@ -1,5 +1,5 @@
 //! Offsets of kernel struct members, read from the running kernel's BTF
-//! (`/sys/kernel/btf/vmlinux`), so the raw tracepoint programs can read
+//! (`/sys/kernel/btf/vmlinux`), so the scheduler programs can read
 //! `task_struct` fields without compile-time layout assumptions (aya's Rust
 //! programs have no CO-RE relocations). Only the walk over type records is
 //! needed, written here in a few lines; aya does not expose BTF type
@@ -55,16 +55,19 @@ pub fn member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
     None
 }
 
-/// Offset of `task_struct.pid` on this kernel.
-pub fn task_pid_offset() -> Result<u32, crate::error::Error> {
+/// Offsets of `task_struct.pid` and `task_struct.tgid` on this kernel.
+pub fn task_id_offsets() -> Result<(u32, u32), crate::error::Error> {
     let btf = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
         crate::error::Error::KernelFeature(format!(
             "cannot read /sys/kernel/btf/vmlinux ({e}); profiler needs a kernel with BTF"
         ))
     })?;
-    member_offset(&btf, "task_struct", "pid").ok_or_else(|| {
-        crate::error::Error::KernelFeature("this kernel's BTF has no task_struct.pid".into())
-    })
+    let member = |m: &str| {
+        member_offset(&btf, "task_struct", m).ok_or_else(|| {
+            crate::error::Error::KernelFeature(format!("this kernel's BTF has no task_struct.{m}"))
+        })
+    };
+    Ok((member("pid")?, member("tgid")?))
 }
 
 #[cfg(test)]

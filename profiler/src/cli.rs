@@ -19,8 +19,8 @@ use crate::{
     render,
     render::{
         Json, Renderer,
-        flame::{FlameOptions, OffCpuFolded, OffCpuSvg, OnCpuFolded, OnCpuSvg},
-        text::{SortBy, Text, TextOptions},
+        flame::FlameOptions,
+        text::{SortBy, TextOptions},
     },
     session::{self, Observer, Progress},
     spawn::ExitInfo,
@@ -449,18 +449,7 @@ fn renderers(c: &EmitOpts) -> Vec<Box<dyn Renderer>> {
     let flame = FlameOptions {
         merge_threads: c.merge_threads,
     };
-    vec![
-        Box::new(Json),
-        Box::new(Text(text)),
-        Box::new(OnCpuFolded(flame.clone())),
-        Box::new(OffCpuFolded(flame.clone())),
-        Box::new(OnCpuSvg(flame.clone())),
-        Box::new(OffCpuSvg(flame)),
-        Box::new(render::pprof::OnCpuPprof),
-        Box::new(render::pprof::OffCpuPprof),
-        Box::new(render::timeline::TimelineSvg),
-        Box::new(render::timeline::TraceJson),
-    ]
+    render::all(text, flame)
 }
 
 /// Writes every file to `dir`, rendering one at a time (a timeline makes

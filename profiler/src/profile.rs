@@ -197,6 +197,11 @@ pub struct Totals {
     #[serde(default)]
     pub involuntary_switches: u64,
     pub lost_events: u64,
+    /// Events the kernel programs handled for traced threads (switches,
+    /// wakeups, on-CPU samples, streamed records): what `lost_events` is
+    /// out of.
+    #[serde(default)]
+    pub kernel_events: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -271,16 +271,11 @@ impl Recording {
     }
 
     fn progress(&self) -> Progress {
-        use profiler_common::counter;
-        let c = |i| self.k.counter(i).unwrap_or(0);
         Progress {
             elapsed: self.began.elapsed(),
             records: self.records,
             threads: self.rec.threads_known() as u64,
-            events: c(counter::SWITCHES)
-                + c(counter::WAKEUPS)
-                + c(counter::SAMPLES)
-                + c(counter::RECORDS),
+            events: self.k.events_handled(),
             lost: self
                 .k
                 .lost()
@@ -316,6 +311,7 @@ impl Recording {
             live: self.k.live_threads()?,
             syscalls: self.k.syscalls()?,
             lost,
+            kernel_events: self.k.events_handled(),
             stacks: self.k.stack_data()?,
             timeline: self.timeline.then(|| crate::model::TimelineInfo {
                 lost: self

@@ -2,13 +2,20 @@
 //! costs the target, measured as throughput ratios against untraced runs
 //! and against peer tools in the same run, interleaved.
 //!
-//! Workloads: a two-thread pipe ping-pong, pinned to one CPU (a context
-//! switch per message) and across CPUs. Configurations: untraced;
+//! Workloads (each prints its own operations per second): a two-thread
+//! pipe ping-pong pinned to one CPU (a context switch per message) and
+//! across CPUs; a mixed program (CPU burn, sleeps, blocking reads, thread
+//! churn: `tests/src/bin/mixed.rs`); a Go program with 64 goroutine pairs
+//! in blocking read(2)/write(2) and 16 in nanosleep(2)
+//! (`tests/go/gobench`). Configurations: untraced;
 //! `profiler attach` with defaults; `profiler --no-stacks`; `profiler`
 //! attached to another process (what bystanders pay); and, when installed
 //! (Debian's libbpf-tools, linux-perf, bpftrace, installed here when
 //! possible): `offcputime -p`, `perf sched record -p`, and a bpftrace script
-//! with sched_switch stacks and syscall latency for the pid.
+//! with sched_switch stacks and syscall latency for the pid. Then one long
+//! recording (60 s of the pinned ping-pong, defaults) for the profiler's
+//! memory and stop-to-files time, and the userspace pipeline
+//! micro-benchmark (`profiler/benches/pipeline.rs`).
 //!
 //! Writes `bench/RESULTS.md`. `--smoke` runs one short repetition of each
 //! configuration (CI runs it so the bench does not rot); its numbers mean
@@ -59,7 +66,9 @@ struct Sample {
     tracer_cpu_s: f64,
     tracer_rss_mb: f64,
     stop_to_files_s: Option<f64>,
-    events: Option<u64>,
+    switches: Option<u64>,
+    /// Switches, wakeups, samples and records the kernel side handled.
+    kernel_events: Option<u64>,
     lost: Option<u64>,
 }
 
@@ -111,24 +120,25 @@ fn interrupt(child: &Child) {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
 }
 
+/// A workload program: `PROGRAM SECONDS [ARGS]`, which prints
+/// `ready <pid>`, waits for a line on stdin, runs, and prints
+/// `ops_per_sec N`.
 struct Workload {
     name: &'static str,
-    cpu: Option<u32>,
+    program: PathBuf,
+    args: Vec<String>,
 }
 
 fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> Result<Sample> {
-    let mut pp = Command::new(bin.join("pingpong"));
-    pp.arg(secs.to_string());
-    if let Some(c) = w.cpu {
-        pp.arg(c.to_string());
-    }
-    let mut target = pp
+    let mut target = Command::new(&w.program)
+        .arg(secs.to_string())
+        .args(&w.args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .context("pingpong")?;
+        .with_context(|| format!("starting {}", w.program.display()))?;
     let mut out = BufReader::new(target.stdout.take().context("stdout")?).lines();
-    let ready = out.next().context("pingpong printed nothing")??;
+    let ready = out.next().context("the workload printed nothing")??;
     let pid: u32 = ready
         .strip_prefix("ready ")
         .context("ready line")?
@@ -243,7 +253,8 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             // MB, and parsing it whole would bloat this process (and the
             // max RSS its later children inherit).
             if let Ok(head) = read_head(&outdir.join("profile.json"), 64 * 1024) {
-                s.events = number_after(&head, "\"context_switches\":");
+                s.switches = number_after(&head, "\"context_switches\":");
+                s.kernel_events = number_after(&head, "\"kernel_events\":");
                 s.lost = number_after(&head, "\"lost_events\":");
             }
         }
@@ -282,6 +293,83 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
     )
 }
 
+/// Builds the Go workload into `scratch`; `None` (with the reason printed)
+/// when Go is missing or the build fails.
+fn build_gobench(scratch: &Path) -> Option<PathBuf> {
+    let out = scratch.join("gobench");
+    let status = Command::new("go")
+        .current_dir(root().join("tests/go/gobench"))
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .env("GOCACHE", scratch.join("gocache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(out),
+        Ok(s) => {
+            eprintln!("xtask: go build of tests/go/gobench failed ({s}): Go workload skipped");
+            None
+        }
+        Err(e) => {
+            eprintln!("xtask: cannot run go ({e}): Go workload skipped");
+            None
+        }
+    }
+}
+
+/// Median of `f` over the runs that have it, `None` when none do.
+fn median_of(v: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let xs: Vec<f64> = v.iter().filter_map(f).collect();
+    (!xs.is_empty()).then(|| stats(&xs).1)
+}
+
+/// One table row per configuration.
+fn table(results: &[(Config, Vec<Sample>)], base: f64, secs: f64) -> String {
+    let mut md = String::from(
+        "| configuration | ratio min / median / max | tracer CPU s (median) | tracer max RSS MB | switches seen (median) | kernel events/s (median) | lost (max) | target exit to files written (median) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (c, v) in results {
+        if v.is_empty() {
+            md.push_str(&format!("| {} | failed | | | | | | |\n", c.name()));
+            continue;
+        }
+        let r: Vec<f64> = v.iter().map(|s| s.ops / base.max(1.0)).collect();
+        let (lo, med, hi) = stats(&r);
+        let (cpu, rss) = if *c == Config::Untraced {
+            (String::new(), String::new())
+        } else {
+            let cpu = stats(&v.iter().map(|s| s.tracer_cpu_s).collect::<Vec<_>>()).1;
+            let rss = stats(&v.iter().map(|s| s.tracer_rss_mb).collect::<Vec<_>>()).2;
+            (format!("{cpu:.2}"), format!("{rss:.0}"))
+        };
+        let show = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map(f).unwrap_or_default();
+        let switches = show(median_of(v, |s| s.switches.map(|e| e as f64)), &|x| {
+            format!("{x:.0}")
+        });
+        let rate = show(
+            median_of(v, |s| s.kernel_events.map(|e| e as f64 / secs)),
+            &|x| format!("{x:.0}"),
+        );
+        let lost = v
+            .iter()
+            .filter_map(|s| s.lost)
+            .max()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let stop = show(median_of(v, |s| s.stop_to_files_s), &|x| {
+            format!("{x:.2} s")
+        });
+        md.push_str(&format!(
+            "| {} | {lo:.2} / {med:.2} / {hi:.2} | {cpu} | {rss} | {switches} | {rate} | {lost} | {stop} |\n",
+            c.name()
+        ));
+    }
+    md
+}
+
 pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
     if !crate::util::is_root() {
         bail!("the bench loads eBPF programs: run it as root");
@@ -300,16 +388,31 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
     let scratch = root().join("target/bench");
     std::fs::create_dir_all(&scratch)?;
     let (reps, secs) = if smoke { (1, 0.3) } else { (reps, secs) };
-    let workloads = [
+    let pingpong = bin.join("pingpong");
+    let mut workloads = vec![
         Workload {
             name: "ping-pong pinned to one CPU",
-            cpu: Some(0),
+            program: pingpong.clone(),
+            args: vec!["0".into()],
         },
         Workload {
             name: "ping-pong across CPUs",
-            cpu: None,
+            program: pingpong.clone(),
+            args: vec![],
+        },
+        Workload {
+            name: "mixed: CPU burn, sleeps, blocking reads, thread churn",
+            program: bin.join("mixed"),
+            args: vec![],
         },
     ];
+    if let Some(go) = build_gobench(&scratch) {
+        workloads.push(Workload {
+            name: "Go: 128 goroutines in blocking read/write, 16 in nanosleep",
+            program: go,
+            args: vec![],
+        });
+    }
     let mut configs = vec![
         Config::Untraced,
         Config::Profiler,
@@ -346,7 +449,9 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
         .unwrap_or_default();
     md.push_str(&format!(
         "# Benchmark results\n\n{date}; kernel {}; CPU {cpu}; {} CPUs; {reps} repetition(s) of {secs} s per configuration, interleaved{}.\n\n\
-         Throughput is the workload's own operations per second (one op = one byte there and back), as a ratio to the median untraced run of the same workload.\n",
+         Throughput is the workload's own operations per second, as a ratio to the median untraced run of the same workload. \
+         Kernel events are the context switches, wakeups, on-CPU samples and streamed records the profiler's kernel programs handled for traced threads, per second of the run; \
+         lost counts every record, stack or map entry the kernel side could not keep.\n",
         kernel.trim(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         if smoke { " (SMOKE RUN: numbers mean nothing)" } else { "" }
@@ -369,52 +474,46 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
             .map(|(_, v)| stats(&v.iter().map(|s| s.ops).collect::<Vec<_>>()).1)
             .unwrap_or(0.0);
         md.push_str(&format!(
-            "\n## {}\n\nUntraced median: {:.0} ops/s.\n\n| configuration | ratio min / median / max | tracer CPU s (median) | tracer max RSS MB | switches seen | lost | target exit to files written |\n|---|---|---|---|---|---|---|\n",
-            w.name, base
+            "\n## {}\n\nUntraced median: {base:.0} ops/s.\n\n{}",
+            w.name,
+            table(&results, base, secs)
         ));
-        for (c, v) in &results {
-            if v.is_empty() {
-                md.push_str(&format!("| {} | failed | | | | | |\n", c.name()));
-                continue;
-            }
-            let r: Vec<f64> = v.iter().map(|s| s.ops / base.max(1.0)).collect();
-            let (lo, med, hi) = stats(&r);
-            let cpu = stats(&v.iter().map(|s| s.tracer_cpu_s).collect::<Vec<_>>()).1;
-            let rss = stats(&v.iter().map(|s| s.tracer_rss_mb).collect::<Vec<_>>()).2;
-            let ev = v
-                .iter()
-                .filter_map(|s| s.events)
-                .max()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            let lost = v
-                .iter()
-                .filter_map(|s| s.lost)
-                .max()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            let stop = stats(
-                &v.iter()
-                    .filter_map(|s| s.stop_to_files_s)
-                    .collect::<Vec<_>>(),
-            )
-            .1;
-            let stop = if v.iter().any(|s| s.stop_to_files_s.is_some()) {
-                format!("{stop:.2} s")
-            } else {
-                String::new()
-            };
-            let (cpu, rss) = if *c == Config::Untraced {
-                (String::new(), String::new())
-            } else {
-                (format!("{cpu:.2}"), format!("{rss:.0}"))
-            };
-            md.push_str(&format!(
-                "| {} | {lo:.2} / {med:.2} / {hi:.2} | {cpu} | {rss} | {ev} | {lost} | {stop} |\n",
-                c.name()
-            ));
-        }
     }
+    // The long recording: what the profiler holds and how fast it writes
+    // after a minute of ~200k switches/s.
+    let long_secs = if smoke { 1.0 } else { 60.0 };
+    eprintln!("xtask: bench long recording ({long_secs} s)");
+    md.push_str(&format!(
+        "\n## Long recording: {long_secs} s of the pinned ping-pong, profiler defaults\n\n"
+    ));
+    match run_one(&bin, &workloads[0], Config::Profiler, long_secs, &scratch) {
+        Ok(s) => md.push_str(&format!(
+            "Profiler max RSS {:.0} MB, CPU {:.2} s; {} switches seen, {:.0} kernel events/s, {} lost; target exit to files written {:.2} s.\n",
+            s.tracer_rss_mb,
+            s.tracer_cpu_s,
+            s.switches.unwrap_or(0),
+            s.kernel_events.unwrap_or(0) as f64 / long_secs,
+            s.lost.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+            s.stop_to_files_s.unwrap_or(f64::NAN),
+        )),
+        Err(e) => md.push_str(&format!("Failed: {e:#}\n")),
+    }
+    // The userspace pipeline, without the kernel.
+    eprintln!("xtask: bench userspace pipeline");
+    let mut pipeline = cargo();
+    pipeline.args(["bench", "-p", "profiler", "--bench", "pipeline", "--"]);
+    if smoke {
+        pipeline.arg("--smoke");
+    }
+    let out = pipeline
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the pipeline micro-benchmark")?;
+    if !out.status.success() {
+        bail!("the pipeline micro-benchmark failed ({})", out.status);
+    }
+    md.push('\n');
+    md.push_str(&String::from_utf8_lossy(&out.stdout));
     let out = root().join("bench");
     std::fs::create_dir_all(&out)?;
     let file = if smoke {

@@ -10,18 +10,19 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, Result};
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{
-        PerfEvent, RawTracePoint, TracePoint,
+        BtfTracePoint, PerfEvent, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-        raw_trace_point::RawTracePointLinkId,
+        tp_btf::BtfTracePointLinkId,
         trace_point::TracePointLinkId,
     },
     util::online_cpus,
 };
 use profiler_common::{
-    Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, ThreadRec, counter, reason,
+    Config, OffCpuKey, OffCpuVal, OnCpuKey, SyscallKey, SyscallStat, TGID_SLOTS, ThreadRec,
+    counter, reason,
     thread_flags::{DEAD, OFF_CPU, ON_CPU, SEEDED},
 };
 
@@ -39,9 +40,11 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("sched_process_exec", "sched", "sched_process_exec"),
 ];
 
-/// Raw tracepoints (program = tracepoint name): the hot scheduler events,
-/// which fire for every process on the machine; raw ones build no record.
-const RAW_PROGRAMS: &[&str] = &["sched_wakeup", "sched_switch"];
+/// BTF tracepoints (program = tracepoint name): the hot scheduler events,
+/// which fire for every process on the machine. Like raw tracepoints they
+/// build no record; their typed `task_struct` arguments let the programs
+/// filter bystanders with plain loads (see `profiler-ebpf/src/sched.rs`).
+const BTF_PROGRAMS: &[&str] = &["sched_wakeup", "sched_switch"];
 
 /// How the kernel side is set up.
 #[derive(Debug, Clone)]
@@ -87,7 +90,7 @@ pub struct Kernel {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     links: Vec<(&'static str, TracePointLinkId)>,
-    raw_links: Vec<(&'static str, RawTracePointLinkId)>,
+    btf_links: Vec<(&'static str, BtfTracePointLinkId)>,
     config: Config,
     freq_hz: u64,
     /// Threads that could not be seeded: thread map full.
@@ -184,9 +187,12 @@ impl Kernel {
     /// Loads and attaches every program. Nothing is traced until threads
     /// are seeded.
     pub fn load(opts: &Options) -> Result<Self> {
-        let pid_offset = crate::btf::task_pid_offset()?;
+        let (pid_offset, tgid_offset) = crate::btf::task_id_offsets()?;
+        let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
         let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
             .override_global("TASK_PID_OFFSET", &pid_offset, true)
+            .override_global("TASK_TGID_OFFSET", &tgid_offset, true)
             .map_max_entries("THREADS", opts.max_threads)
             .map_max_entries("STACKS", opts.max_stacks.max(1))
             // A timeline streams a record per switch: a bigger buffer.
@@ -216,18 +222,18 @@ impl Kernel {
                 .with_context(|| format!("attaching {name} to {category}:{tp}"))?;
             links.push((name, id));
         }
-        let mut raw_links = Vec::new();
-        for &name in RAW_PROGRAMS {
-            let prog: &mut RawTracePoint = ebpf
+        let mut btf_links = Vec::new();
+        for &name in BTF_PROGRAMS {
+            let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the eBPF object"))?
                 .try_into()?;
-            prog.load()
+            prog.load(name, &btf)
                 .with_context(|| format!("loading program {name} (verifier)"))?;
             let id = prog
-                .attach(name)
-                .with_context(|| format!("attaching {name} to raw tracepoint {name}"))?;
-            raw_links.push((name, id));
+                .attach()
+                .with_context(|| format!("attaching {name} to BTF tracepoint {name}"))?;
+            btf_links.push((name, id));
         }
         let sampling = opts.stacks && opts.freq_hz > 0;
         if sampling {
@@ -253,7 +259,7 @@ impl Kernel {
             ebpf,
             ring,
             links,
-            raw_links,
+            btf_links,
             config,
             freq_hz: if sampling { opts.freq_hz } else { 0 },
             lost_seeds: 0,
@@ -287,6 +293,13 @@ impl Kernel {
     /// already traced (created by a traced thread meanwhile) or the thread
     /// map is full (then counted as lost, as the kernel side counts).
     pub fn seed(&mut self, tid: u32, rec: ThreadRec) -> Result<bool> {
+        // The process passes the bystander filter before its thread is in
+        // the map, so that no switch of it is missed.
+        let mut tgids: Array<_, u8> =
+            Array::try_from(self.ebpf.map_mut("TGIDS").context("map TGIDS missing")?)?;
+        tgids
+            .set(rec.tgid % TGID_SLOTS, 1, 0)
+            .with_context(|| format!("letting process {} through the filter", rec.tgid))?;
         let mut threads: HashMap<_, u32, ThreadRec> = HashMap::try_from(
             self.ebpf
                 .map_mut("THREADS")
@@ -321,8 +334,8 @@ impl Kernel {
 
     /// Detaches every program.
     pub fn detach(&mut self) -> Result<()> {
-        while let Some((name, id)) = self.raw_links.pop() {
-            let prog: &mut RawTracePoint = self
+        while let Some((name, id)) = self.btf_links.pop() {
+            let prog: &mut BtfTracePoint = self
                 .ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing"))?
@@ -391,6 +404,19 @@ impl Kernel {
     }
 
     /// On-CPU samples, off-CPU stacks, and every stack they refer to.
+    /// Switches, wakeups, samples and streamed records handled so far.
+    pub fn events_handled(&self) -> u64 {
+        [
+            counter::SWITCHES,
+            counter::WAKEUPS,
+            counter::SAMPLES,
+            counter::RECORDS,
+        ]
+        .iter()
+        .map(|&i| self.counter(i).unwrap_or(0))
+        .sum()
+    }
+
     pub fn stack_data(&self) -> Result<StackData> {
         let id = |v: i32| u32::try_from(v).ok();
         let mut d = StackData {

@@ -235,6 +235,9 @@ pub struct StopState {
     pub live: Vec<LiveThread>,
     pub syscalls: Vec<SyscallSample>,
     pub lost: LostCounts,
+    /// Events the kernel programs handled for traced threads: switches,
+    /// wakeups, on-CPU samples and streamed records.
+    pub kernel_events: u64,
     pub stacks: StackData,
     /// Timeline settings and losses (None: no timeline recorded).
     pub timeline: Option<TimelineInfo>,

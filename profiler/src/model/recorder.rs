@@ -530,6 +530,7 @@ impl Recorder {
         let mut totals = Totals {
             threads_seen: threads.len() as u64,
             lost_events: lost.total(),
+            kernel_events: stop.kernel_events,
             ..Totals::default()
         };
         for t in &threads {

@@ -19,6 +19,22 @@ pub trait Renderer {
     }
 }
 
+/// Every output file's renderer, in the order files are written.
+pub fn all(text: text::TextOptions, flame: flame::FlameOptions) -> Vec<Box<dyn Renderer>> {
+    vec![
+        Box::new(Json),
+        Box::new(text::Text(text)),
+        Box::new(flame::OnCpuFolded(flame.clone())),
+        Box::new(flame::OffCpuFolded(flame.clone())),
+        Box::new(flame::OnCpuSvg(flame.clone())),
+        Box::new(flame::OffCpuSvg(flame)),
+        Box::new(pprof::OnCpuPprof),
+        Box::new(pprof::OffCpuPprof),
+        Box::new(timeline::TimelineSvg),
+        Box::new(timeline::TraceJson),
+    ]
+}
+
 /// `profile.json`, pretty-printed.
 pub struct Json;
 

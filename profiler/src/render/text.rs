@@ -246,10 +246,18 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
 
     // Summary.
     let tt = &p.totals;
-    let lost = if tt.lost_events == 0 {
-        "No kernel records were lost.".to_string()
+    let handled = if tt.kernel_events > 0 {
+        format!(" (of {} kernel events handled)", tt.kernel_events)
     } else {
-        st.warn(&format!("{} kernel records were lost.", tt.lost_events))
+        String::new()
+    };
+    let lost = if tt.lost_events == 0 {
+        format!("No kernel records were lost{handled}.")
+    } else {
+        st.warn(&format!(
+            "{} kernel records were lost{handled}.",
+            tt.lost_events
+        ))
     };
     let _ = writeln!(w, "\n{}", st.bold("SUMMARY"));
     let _ = writeln!(

@@ -40,6 +40,13 @@ fn rows(p: &Profile) -> Vec<(&crate::profile::Thread, Vec<&Segment>)> {
     let Some(tl) = &p.timeline else {
         return Vec::new();
     };
+    // Grouped by tid first: one pass over the segments, not one per thread
+    // (2,000 threads × 300,000 segments took 9 s).
+    let mut by_tid: std::collections::HashMap<u32, Vec<&Segment>> =
+        std::collections::HashMap::new();
+    for s in &tl.segments {
+        by_tid.entry(s.tid).or_default().push(s);
+    }
     let mut threads: Vec<&crate::profile::Thread> = p.threads.iter().collect();
     threads.sort_by_key(|t| (t.tid, t.created_ns));
     threads
@@ -47,11 +54,16 @@ fn rows(p: &Profile) -> Vec<(&crate::profile::Thread, Vec<&Segment>)> {
         .map(|t| {
             let from = t.created_ns.unwrap_or(0);
             let to = t.exited_ns.unwrap_or(u64::MAX);
-            let segs = tl
-                .segments
-                .iter()
-                .filter(|s| s.tid == t.tid && s.end_ns > from && s.start_ns < to)
-                .collect();
+            // A reused tid: each thread keeps the segments of its lifetime.
+            let segs = by_tid
+                .get(&t.tid)
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|s| s.end_ns > from && s.start_ns < to)
+                        .collect()
+                })
+                .unwrap_or_default();
             (t, segs)
         })
         .collect()

@@ -59,6 +59,7 @@ fn stop(end_ms: u64, live: Vec<LiveThread>) -> StopState {
         live,
         syscalls: vec![],
         lost: LostCounts::default(),
+        kernel_events: 0,
         stacks: Default::default(),
         timeline: None,
     }

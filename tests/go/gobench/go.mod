@@ -1,0 +1,3 @@
+module example.com/profiler/gobench
+
+go 1.19
