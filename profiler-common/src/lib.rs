@@ -146,6 +146,10 @@ pub struct ThreadRec {
     /// The slot used last; a miss replaces the other one.
     pub cache_last: u32,
     pub _pad: u32,
+    /// The last creation stack this thread captured (`task_newtask`) and
+    /// where: a thread that creates threads again and again from the same
+    /// place reuses it instead of walking its stack each time.
+    pub create_cache: StackCacheSlot,
     /// Start of the current or last on-CPU period (timeline), 0 if unknown.
     pub on_since: u64,
 }
@@ -155,7 +159,8 @@ pub struct ThreadRec {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StackCacheSlot {
-    /// Saved user registers and syscall the stacks were captured at.
+    /// Saved user registers and syscall the stacks were captured at
+    /// (`nr` is `i32::MIN` for a capture without the kernel stack).
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,

@@ -201,6 +201,7 @@ fn main() {
         kernel_events: records.len() as u64,
         stacks,
         timeline: Some(Default::default()),
+        overhead: None,
     };
     let mut sym = Symbolizer::new();
     sym.capture(pid);

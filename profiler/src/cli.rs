@@ -182,6 +182,12 @@ pub struct CommonArgs {
     /// trace.json (Perfetto). Costs a ring-buffer record per switch.
     #[arg(long)]
     pub timeline: bool,
+    /// Measure what the profiler's own kernel programs cost (calls, time
+    /// per call, share of the machine's CPU) with the kernel's BPF run-time
+    /// statistics, which add two clock reads to every call; shown in the
+    /// report and saved in profile.json.
+    #[arg(long)]
+    pub measure_overhead: bool,
     /// Most timeline segments kept; later ones are counted and dropped.
     #[arg(long, default_value_t = 1_000_000)]
     pub timeline_max: usize,
@@ -374,6 +380,7 @@ fn session_options(c: &CommonArgs, follow_children: bool) -> session::Options {
             freq_hz: if c.no_stacks { 0 } else { c.freq },
             max_threads: c.max_threads,
             timeline: c.timeline,
+            measure_overhead: c.measure_overhead,
             ..kernel::Options::default()
         },
         timeline_max: c.timeline_max,

@@ -47,6 +47,31 @@ pub struct Profile {
     /// Per-thread state over time (`--timeline`).
     #[serde(default)]
     pub timeline: Option<Timeline>,
+    /// What the profiler's own kernel programs cost (`--measure-overhead`,
+    /// or when `kernel.bpf_stats_enabled` was on).
+    #[serde(default)]
+    pub overhead: Option<Overhead>,
+}
+
+/// The profiler's kernel programs, measured by the kernel's BPF run-time
+/// statistics from attach to stop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// CPUs online: the machine had `window × cpus` of CPU time.
+    pub cpus: u32,
+    /// Most expensive first.
+    pub programs: Vec<ProgramCost>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgramCost {
+    /// The program, named after its hook (`sched_switch`...).
+    pub name: String,
+    /// Runs, for every process on the machine (the filter is inside).
+    pub calls: u64,
+    /// Time spent in it, ns. The statistics add two clock reads to each
+    /// run, which this includes.
+    pub run_ns: u64,
 }
 
 /// Every state period of every thread (`--timeline`).

@@ -312,6 +312,7 @@ impl Recording {
             syscalls: self.k.syscalls()?,
             lost,
             kernel_events: self.k.events_handled(),
+            overhead: self.k.overhead(),
             stacks: self.k.stack_data()?,
             timeline: self.timeline.then(|| crate::model::TimelineInfo {
                 lost: self

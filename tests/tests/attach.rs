@@ -360,3 +360,62 @@ fn timeline_shows_the_known_phases() {
         assert!(svg.contains(n), "timeline.svg lacks {n}");
     }
 }
+
+#[test]
+fn measure_overhead_reports_what_each_kernel_program_cost() {
+    require_root();
+    let mut fx = Fixture::start(LIFECYCLE, &[]);
+    let pid = fx.pid();
+    let mut prof = Profiler::start(&[
+        "attach",
+        "--pid",
+        &pid.to_string(),
+        "--json",
+        "--measure-overhead",
+    ]);
+    prof.wait_recording(Duration::from_secs(60));
+    fx.send("go");
+    fx.expect_line("done", Duration::from_secs(10));
+    fx.send("exit");
+    fx.wait(Duration::from_secs(5));
+    let res = prof.finish(Duration::from_secs(10));
+    assert!(res.status.success(), "{res:?}");
+    let p: Profile = serde_json::from_str(&res.stdout).expect("JSON");
+    let o = p.overhead.as_ref().expect("an overhead section");
+    assert_eq!(
+        o.cpus as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    let prog = |name: &str| {
+        o.programs
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("program {name} in {:?}", o.programs))
+    };
+    // The scheduler programs run for every switch and wakeup on the
+    // machine, the target's among them.
+    let sw = prog("sched_switch");
+    assert!(
+        sw.calls >= p.totals.context_switches,
+        "sched_switch ran {} times for {} traced switches",
+        sw.calls,
+        p.totals.context_switches
+    );
+    assert!(prog("sched_wakeup").calls > 0);
+    // Every thread the fixture created went through task_newtask.
+    assert!(prog("task_newtask").calls >= p.totals.threads_created);
+    for c in &o.programs {
+        if let Some(per) = c.run_ns.checked_div(c.calls) {
+            assert!(
+                (1..50_000).contains(&per),
+                "{}: {per} ns per call is not plausible",
+                c.name
+            );
+        }
+    }
+    // Most expensive first, and shown in the report.
+    assert!(o.programs.windows(2).all(|w| w[0].run_ns >= w[1].run_ns));
+    let text = profiler::render::text::report(&p, &Default::default());
+    assert!(text.contains("PROFILER OVERHEAD"), "{text}");
+    assert!(text.contains("sched_switch"), "{text}");
+}

@@ -39,12 +39,40 @@ enum Config {
     ProfilerNoStacks,
     ProfilerTimeline,
     ProfilerBystander,
+    ProfilerCost,
+    BystanderCost,
     Offcputime,
     PerfSched,
     Bpftrace,
 }
 
 impl Config {
+    /// One of ours.
+    fn is_profiler(self) -> bool {
+        self.bystander() || self.on_target()
+    }
+
+    /// Ours, attached to the workload (ends when it exits).
+    fn on_target(self) -> bool {
+        matches!(
+            self,
+            Config::Profiler
+                | Config::ProfilerNoStacks
+                | Config::ProfilerTimeline
+                | Config::ProfilerCost
+        )
+    }
+
+    /// Ours, attached to another process.
+    fn bystander(self) -> bool {
+        matches!(self, Config::ProfilerBystander | Config::BystanderCost)
+    }
+
+    /// Ours, measuring its kernel programs' cost.
+    fn measures_cost(self) -> bool {
+        matches!(self, Config::ProfilerCost | Config::BystanderCost)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Config::Untraced => "untraced",
@@ -52,6 +80,8 @@ impl Config {
             Config::ProfilerNoStacks => "profiler --no-stacks",
             Config::ProfilerTimeline => "profiler --timeline",
             Config::ProfilerBystander => "profiler on another process",
+            Config::ProfilerCost => "profiler --measure-overhead",
+            Config::BystanderCost => "profiler --measure-overhead on another process",
             Config::Offcputime => "libbpf-tools offcputime -p",
             Config::PerfSched => "perf sched record -p",
             Config::Bpftrace => "bpftrace (switch stacks + syscall latency)",
@@ -70,6 +100,10 @@ struct Sample {
     /// Switches, wakeups, samples and records the kernel side handled.
     kernel_events: Option<u64>,
     lost: Option<u64>,
+    /// `--measure-overhead`: (program, calls, run ns).
+    costs: Vec<(String, u64, u64)>,
+    /// `--measure-overhead`: CPUs and window, for the machine's CPU share.
+    window_cpu_ns: u64,
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
@@ -159,9 +193,15 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         Config::Profiler => Some(profiler(&[], pid)?),
         Config::ProfilerNoStacks => Some(profiler(&["--no-stacks"], pid)?),
         Config::ProfilerTimeline => Some(profiler(&["--timeline"], pid)?),
-        Config::ProfilerBystander => {
+        Config::ProfilerCost => Some(profiler(&["--measure-overhead"], pid)?),
+        Config::ProfilerBystander | Config::BystanderCost => {
             let s = Command::new("sleep").arg("3600").spawn()?;
-            let t = profiler(&[], s.id())?;
+            let extra: &[&str] = if cfg.measures_cost() {
+                &["--measure-overhead"]
+            } else {
+                &[]
+            };
+            let t = profiler(extra, s.id())?;
             bystander = Some(s);
             Some(t)
         }
@@ -197,13 +237,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
     };
     // Wait until the tracer is live.
     if let Some(t) = tracer.as_mut() {
-        if matches!(
-            cfg,
-            Config::Profiler
-                | Config::ProfilerNoStacks
-                | Config::ProfilerTimeline
-                | Config::ProfilerBystander
-        ) {
+        if cfg.is_profiler() {
             let err = BufReader::new(t.stderr.take().context("stderr")?);
             let mut lines = err.lines();
             loop {
@@ -232,22 +266,13 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         ..Sample::default()
     };
     if let Some(mut t) = tracer {
-        if !matches!(
-            cfg,
-            Config::Profiler | Config::ProfilerNoStacks | Config::ProfilerTimeline
-        ) {
+        if !cfg.on_target() {
             interrupt(&t);
         }
         let (cpu, rss) = reap(&mut t);
         s.tracer_cpu_s = cpu;
         s.tracer_rss_mb = rss;
-        if matches!(
-            cfg,
-            Config::Profiler
-                | Config::ProfilerNoStacks
-                | Config::ProfilerTimeline
-                | Config::ProfilerBystander
-        ) {
+        if cfg.is_profiler() {
             s.stop_to_files_s = Some(exited.elapsed().as_secs_f64());
             // The totals sit near the top; a timeline profile is hundreds of
             // MB, and parsing it whole would bloat this process (and the
@@ -257,6 +282,9 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
                 s.kernel_events = number_after(&head, "\"kernel_events\":");
                 s.lost = number_after(&head, "\"lost_events\":");
             }
+            if cfg.measures_cost() {
+                (s.costs, s.window_cpu_ns) = program_costs(&outdir.join("profile.json"))?;
+            }
         }
     }
     if let Some(mut b) = bystander {
@@ -264,6 +292,59 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         let _ = b.wait();
     }
     Ok(s)
+}
+
+/// The `overhead` section of a profile written with `--measure-overhead`
+/// (a small file: no timeline).
+/// Returns (program, calls, run ns) and the machine's CPU time over the
+/// window (duration × CPUs).
+type Costs = (Vec<(String, u64, u64)>, u64);
+
+fn program_costs(path: &Path) -> Result<Costs> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let progs = v["overhead"]["programs"]
+        .as_array()
+        .with_context(|| format!("no overhead section in {}", path.display()))?;
+    let costs = progs
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("?").to_string(),
+                p["calls"].as_u64().unwrap_or(0),
+                p["run_ns"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let cpus = v["overhead"]["cpus"].as_u64().unwrap_or(1);
+    let window = v["window"]["duration_ns"].as_u64().unwrap_or(0);
+    Ok((costs, window * cpus))
+}
+
+/// "sched_switch 570 ns, sched_wakeup 260 ns per call; 4.8% of the
+/// machine's CPU" for the hot programs of one `--measure-overhead` run.
+fn cost_line(s: &Sample) -> String {
+    let per = |name: &str| {
+        s.costs
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, c, ns)| {
+                format!(
+                    "{name} {} calls, {:.0} ns/call",
+                    c,
+                    *ns as f64 / (*c).max(1) as f64
+                )
+            })
+            .unwrap_or_else(|| format!("{name} not measured"))
+    };
+    let total: u64 = s.costs.iter().map(|(_, _, ns)| ns).sum();
+    format!(
+        "{}; {}; all programs {:.1} ms of CPU, {:.2}% of the machine's",
+        per("sched_switch"),
+        per("sched_wakeup"),
+        total as f64 / 1e6,
+        total as f64 * 100.0 / s.window_cpu_ns.max(1) as f64
+    )
 }
 
 fn read_head(path: &Path, n: usize) -> std::io::Result<String> {
@@ -419,6 +500,8 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
         Config::ProfilerNoStacks,
         Config::ProfilerTimeline,
         Config::ProfilerBystander,
+        Config::ProfilerCost,
+        Config::BystanderCost,
     ];
     for (c, b) in [
         (Config::Offcputime, "offcputime"),
@@ -478,6 +561,14 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
             w.name,
             table(&results, base, secs)
         ));
+        // Per-call cost of the kernel programs, from the last run of each
+        // `--measure-overhead` configuration.
+        md.push_str("\nKernel programs, measured by the kernel's BPF run-time statistics (`--measure-overhead`, which adds two clock reads to each call, included in these times; ARCHITECTURE.md tells what an empty program measures):\n\n");
+        for (c, v) in &results {
+            if let Some(s) = v.iter().rev().find(|s| !s.costs.is_empty()) {
+                md.push_str(&format!("- {}: {}\n", c.name(), cost_line(s)));
+            }
+        }
     }
     // The long recording: what the profiler holds and how fast it writes
     // after a minute of ~200k switches/s.

@@ -76,6 +76,7 @@ pub(crate) fn mk(main_ms: u64, burn_ms: u64, created: u64) -> Profile {
         ],
         offcpu: vec![],
         timeline: None,
+        overhead: None,
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Options {
     pub max_stacks: u32,
     /// Stream timeline records (one per switch cycle of a traced thread).
     pub timeline: bool,
+    /// Turn on BPF run-time statistics for the recording.
+    pub measure_overhead: bool,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             freq_hz: 99,
             max_stacks: 16384,
             timeline: false,
+            measure_overhead: false,
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct Kernel {
     freq_hz: u64,
     /// Threads that could not be seeded: thread map full.
     lost_seeds: u64,
+    /// Holds BPF run-time statistics on (`--measure-overhead`).
+    stats: Option<std::os::fd::OwnedFd>,
 }
 
 fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
@@ -183,18 +188,39 @@ pub fn seed_record(tgid: u32, start_ns: u64, state: char, syscall: Option<u32>) 
     }
 }
 
+/// Entries of the `STACKS` map for at least `max_stacks` distinct stacks.
+/// The kernel's stack map has `roundup_pow_of_two(max_entries)` buckets,
+/// one stack each, and a stack whose bucket holds another fails with
+/// `EEXIST` (counted as a lost stack walk). One entry past a power of two
+/// doubles the buckets for the same memory, which halves those
+/// collisions: 16385 entries give 32768 buckets.
+pub fn stack_map_entries(max_stacks: u32) -> u32 {
+    max_stacks
+        .max(1)
+        .checked_next_power_of_two()
+        .map_or(max_stacks, |p| p.saturating_add(1))
+}
+
 impl Kernel {
     /// Loads and attaches every program. Nothing is traced until threads
     /// are seeded.
     pub fn load(opts: &Options) -> Result<Self> {
         let (pid_offset, tgid_offset) = crate::btf::task_id_offsets()?;
+        let stats = if opts.measure_overhead {
+            Some(
+                aya::sys::enable_stats(aya::sys::Stats::RunTime)
+                    .context("turning on BPF run-time statistics (--measure-overhead)")?,
+            )
+        } else {
+            None
+        };
         let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("TASK_PID_OFFSET", &pid_offset, true)
             .override_global("TASK_TGID_OFFSET", &tgid_offset, true)
             .map_max_entries("THREADS", opts.max_threads)
-            .map_max_entries("STACKS", opts.max_stacks.max(1))
+            .map_max_entries("STACKS", stack_map_entries(opts.max_stacks))
             // A timeline streams a record per switch: a bigger buffer.
             .map_max_entries("EVENTS", if opts.timeline { 1 << 25 } else { 1 << 22 })
             .load(aya::include_bytes_aligned!(concat!(
@@ -263,6 +289,7 @@ impl Kernel {
             config,
             freq_hz: if sampling { opts.freq_hz } else { 0 },
             lost_seeds: 0,
+            stats,
         })
     }
 
@@ -404,6 +431,34 @@ impl Kernel {
     }
 
     /// On-CPU samples, off-CPU stacks, and every stack they refer to.
+    /// What each program cost since attach, when run-time statistics are
+    /// on (ours, or the `kernel.bpf_stats_enabled` sysctl); `None` when
+    /// they are off, as the kernel then counts nothing.
+    pub fn overhead(&self) -> Option<crate::profile::Overhead> {
+        let sysctl_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+            .is_ok_and(|s| s.trim() == "1");
+        if self.stats.is_none() && !sysctl_on {
+            return None;
+        }
+        let mut programs: Vec<crate::profile::ProgramCost> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, prog)| {
+                let info = prog.info().ok()?;
+                Some(crate::profile::ProgramCost {
+                    name: name.to_string(),
+                    calls: info.run_count(),
+                    run_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                })
+            })
+            .collect();
+        programs.sort_by(|a, b| b.run_ns.cmp(&a.run_ns).then(a.name.cmp(&b.name)));
+        Some(crate::profile::Overhead {
+            cpus: online_cpus().map(|c| c.len() as u32).unwrap_or(0),
+            programs,
+        })
+    }
+
     /// Switches, wakeups, samples and streamed records handled so far.
     pub fn events_handled(&self) -> u64 {
         [
@@ -460,5 +515,22 @@ impl Kernel {
                 .insert(sid, trace.frames().iter().map(|f| f.ip).collect());
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stack_map_entries;
+
+    #[test]
+    fn stack_map_gets_twice_the_buckets_for_the_same_memory() {
+        // Buckets = roundup_pow_of_two(entries), as the kernel sizes them.
+        let buckets = |n: u32| n.next_power_of_two();
+        assert_eq!(stack_map_entries(16384), 16385);
+        assert_eq!(buckets(stack_map_entries(16384)), 32768);
+        assert_eq!(stack_map_entries(1000), 1025);
+        assert_eq!(buckets(stack_map_entries(1000)), 2048);
+        assert_eq!(stack_map_entries(0), 2);
+        assert_eq!(stack_map_entries(u32::MAX), u32::MAX);
     }
 }

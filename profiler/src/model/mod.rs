@@ -241,6 +241,8 @@ pub struct StopState {
     pub stacks: StackData,
     /// Timeline settings and losses (None: no timeline recorded).
     pub timeline: Option<TimelineInfo>,
+    /// Cost of the kernel programs, when measured.
+    pub overhead: Option<crate::profile::Overhead>,
 }
 
 /// What happened to the timeline stream.

@@ -578,6 +578,7 @@ impl Recorder {
             oncpu,
             offcpu,
             timeline,
+            overhead: stop.overhead,
         }
     }
 }

@@ -350,6 +350,7 @@ mod tests {
                 count: 1,
             }],
             timeline: None,
+            overhead: None,
         }
     }
 

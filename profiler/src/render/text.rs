@@ -295,7 +295,47 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
             );
         }
     }
+    if let Some(o) = &p.overhead {
+        overhead_section(w, o, p.window.duration_ns, &st);
+    }
     out
+}
+
+/// What the profiler's own kernel programs cost (`--measure-overhead`).
+fn overhead_section(w: &mut String, o: &crate::profile::Overhead, window_ns: u64, st: &Style) {
+    let _ = writeln!(
+        w,
+        "\n{}",
+        st.bold("PROFILER OVERHEAD (kernel programs, BPF run-time statistics)")
+    );
+    let _ = writeln!(
+        w,
+        "  {:<20} {:>12} {:>10} {:>10}",
+        "PROGRAM", "CALLS", "TOTAL", "PER CALL"
+    );
+    for p in &o.programs {
+        let per = p.run_ns.checked_div(p.calls).map_or_else(|| "-".into(), ns);
+        let _ = writeln!(
+            w,
+            "  {:<20} {:>12} {:>10} {:>10}",
+            p.name,
+            p.calls,
+            ns(p.run_ns),
+            per
+        );
+    }
+    let total: u64 = o.programs.iter().map(|p| p.run_ns).sum();
+    let machine = window_ns.saturating_mul(u64::from(o.cpus.max(1)));
+    let _ = writeln!(
+        w,
+        "  In all {} of CPU time, {:.3}% of the machine's {} over the window ({} CPUs). \
+         The programs run for every process's switches and wakeups; the statistics add \
+         two clock reads to each call, which these times include.",
+        ns(total),
+        total as f64 * 100.0 / machine.max(1) as f64,
+        ns(machine),
+        o.cpus
+    );
 }
 
 /// The Go X-ray (or roles from thread names): why these threads exist.
@@ -505,6 +545,7 @@ mod tests {
             oncpu: vec![],
             offcpu: vec![],
             timeline: None,
+            overhead: None,
         }
     }
 

@@ -62,6 +62,7 @@ fn stop(end_ms: u64, live: Vec<LiveThread>) -> StopState {
         kernel_events: 0,
         stacks: Default::default(),
         timeline: None,
+        overhead: None,
     }
 }
 
