@@ -154,6 +154,32 @@ fn interrupt(child: &Child) {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
 }
 
+/// Starts peer tool `bin` with its errors in `log`.
+fn peer(bin: &str, args: &[&str], log: &Path) -> Result<Child> {
+    Ok(
+        Command::new(which(bin).with_context(|| format!("{bin} missing"))?)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?,
+    )
+}
+
+/// Fails, with the tool's own words, when a peer tool is no longer running
+/// (a script it rejected, a missing kernel feature): its run would
+/// otherwise pass for a cheap tracer.
+fn peer_alive(t: &mut Child, cfg: Config, log: &Path) -> Result<()> {
+    if let Some(status) = t.try_wait()? {
+        let err = std::fs::read_to_string(log).unwrap_or_default();
+        bail!(
+            "{} exited early ({status}): {}",
+            cfg.name(),
+            err.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    Ok(())
+}
+
 /// A workload program: `PROGRAM SECONDS [ARGS]`, which prints
 /// `ready <pid>`, waits for a line on stdin, runs, and prints
 /// `ops_per_sec N`.
@@ -179,6 +205,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         .trim()
         .parse()?;
     let mut bystander = None;
+    let peer_log = scratch.join("peer-stderr.txt");
     let outdir = scratch.join(format!("{}-{:?}", w.name, cfg).replace(' ', "_"));
     let _ = std::fs::remove_dir_all(&outdir);
     let profiler = |extra: &[&str], p: u32| -> Result<Child> {
@@ -205,34 +232,24 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             bystander = Some(s);
             Some(t)
         }
-        Config::Offcputime => Some(
-            Command::new(which("offcputime").context("offcputime missing")?)
-                .args(["-p", &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        ),
-        Config::PerfSched => Some(
-            Command::new(which("perf").context("perf missing")?)
-                .args(["sched", "record", "-p", &pid.to_string(), "-o"])
-                .arg(scratch.join("perf.data"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        ),
+        Config::Offcputime => Some(peer("offcputime", &["-p", &pid.to_string()], &peer_log)?),
+        Config::PerfSched => {
+            let data = scratch.join("perf.data");
+            let data = data.to_str().context("scratch path")?;
+            Some(peer(
+                "perf",
+                &["sched", "record", "-p", &pid.to_string(), "-o", data],
+                &peer_log,
+            )?)
+        }
         Config::Bpftrace => {
+            // `args->field`: bpftrace before 0.18 rejects `args.field`.
             let script = format!(
-                "tracepoint:sched:sched_switch /args.prev_pid == {pid} || pid == {pid}/ {{ @s[kstack, ustack] = count(); }} \
+                "tracepoint:sched:sched_switch /args->prev_pid == {pid} || pid == {pid}/ {{ @s[kstack, ustack] = count(); }} \
                  tracepoint:raw_syscalls:sys_enter /pid == {pid}/ {{ @t[tid] = nsecs; }} \
                  tracepoint:raw_syscalls:sys_exit /pid == {pid} && @t[tid]/ {{ @lat = hist(nsecs - @t[tid]); delete(@t[tid]); }}"
             );
-            Some(
-                Command::new(which("bpftrace").context("bpftrace missing")?)
-                    .args(["-e", &script])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
-            )
+            Some(peer("bpftrace", &["-e", &script], &peer_log)?)
         }
     };
     // Wait until the tracer is live.
@@ -250,6 +267,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             std::thread::spawn(move || for _ in lines {});
         } else {
             std::thread::sleep(Duration::from_secs(3));
+            peer_alive(t, cfg, &peer_log)?;
         }
     }
     writeln!(target.stdin.as_mut().context("stdin")?, "go")?;
@@ -266,6 +284,10 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
         ..Sample::default()
     };
     if let Some(mut t) = tracer {
+        if !cfg.is_profiler() {
+            // A peer that died during the run measured nothing.
+            peer_alive(&mut t, cfg, &peer_log)?;
+        }
         if !cfg.on_target() {
             interrupt(&t);
         }
