@@ -323,12 +323,30 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
 type Costs = (Vec<(String, u64, u64)>, u64);
 
 fn program_costs(path: &Path) -> Result<Costs> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)
-        .with_context(|| format!("parsing {}", path.display()))?;
-    let progs = v["overhead"]["programs"]
-        .as_array()
+    // Only the file's ends are read: the `overhead` section is the last
+    // key, the window the first. Parsing a whole profile (tens of MB with
+    // thousands of threads) would raise this process's peak RSS, which
+    // every child it starts afterwards inherits as its own `ru_maxrss`
+    // floor (exec keeps the old mm's high-water mark), and spoil the
+    // tracer memory column.
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail)?;
+    let at = tail
+        .rfind("\"overhead\":")
         .with_context(|| format!("no overhead section in {}", path.display()))?;
-    let costs = progs
+    let obj = &tail[at + "\"overhead\":".len()..];
+    let v: serde_json::Value = serde_json::Deserializer::from_str(obj)
+        .into_iter()
+        .next()
+        .with_context(|| format!("empty overhead section in {}", path.display()))?
+        .with_context(|| format!("parsing the overhead section of {}", path.display()))?;
+    let costs = v["programs"]
+        .as_array()
+        .with_context(|| format!("no programs in the overhead section of {}", path.display()))?
         .iter()
         .map(|p| {
             (
@@ -338,8 +356,9 @@ fn program_costs(path: &Path) -> Result<Costs> {
             )
         })
         .collect();
-    let cpus = v["overhead"]["cpus"].as_u64().unwrap_or(1);
-    let window = v["window"]["duration_ns"].as_u64().unwrap_or(0);
+    let cpus = v["cpus"].as_u64().unwrap_or(1);
+    let head = read_head(path, 64 * 1024)?;
+    let window = number_after(&head, "\"duration_ns\":").unwrap_or(0);
     Ok((costs, window * cpus))
 }
 
@@ -592,6 +611,50 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
             }
         }
     }
+    // What a bystander pays is a few percent at most, under this VM's
+    // ±10% run-to-run noise: adjacent untraced/bystander pairs cancel the
+    // drift, and their ratios' quartiles say how sure the median is.
+    let pairs = if smoke { 1 } else { 20 };
+    eprintln!("xtask: bench bystander pairs ({pairs})");
+    let mut ratios = Vec::new();
+    for i in 0..pairs {
+        let (u, b) = if i % 2 == 0 {
+            let u = run_one(&bin, &workloads[0], Config::Untraced, secs, &scratch)?;
+            (
+                u,
+                run_one(
+                    &bin,
+                    &workloads[0],
+                    Config::ProfilerBystander,
+                    secs,
+                    &scratch,
+                )?,
+            )
+        } else {
+            let b = run_one(
+                &bin,
+                &workloads[0],
+                Config::ProfilerBystander,
+                secs,
+                &scratch,
+            )?;
+            (
+                run_one(&bin, &workloads[0], Config::Untraced, secs, &scratch)?,
+                b,
+            )
+        };
+        ratios.push(b.ops / u.ops.max(1.0));
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+    md.push_str(&format!(
+        "\n## Bystander cost, paired runs\n\n{pairs} adjacent pairs (order alternating) of the pinned ping-pong, untraced and with the profiler attached to another process; throughput ratio per pair: median {:.3}, quartiles {:.3} / {:.3}, min {:.3}, max {:.3}.\n",
+        q(0.5),
+        q(0.25),
+        q(0.75),
+        q(0.0),
+        q(1.0)
+    ));
     // The long recording: what the profiler holds and how fast it writes
     // after a minute of ~200k switches/s.
     let long_secs = if smoke { 1.0 } else { 60.0 };
