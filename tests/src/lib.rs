@@ -16,6 +16,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// A pipe as (read end, write end), for the fixture programs.
+pub fn pipe() -> (fs::File, fs::File) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: valid array; each fd is owned exactly once below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    (r.into(), w.into())
+}
+
 /// Panics unless running as root: the BPF tests cannot run otherwise.
 pub fn require_root() {
     // SAFETY: trivial syscall.

@@ -240,12 +240,14 @@ fn json_flag_prints_the_profile_with_the_documented_keys() {
     );
 }
 
-#[test]
-fn target_exiting_mid_recording_is_covered_until_its_exit() {
-    require_root();
+/// Records the lifecycle fixture's phases until it exits, with `extra`
+/// options.
+fn record_lifecycle_to_exit(extra: &[&str]) -> Profile {
     let mut fx = Fixture::start(LIFECYCLE, &[]);
-    let pid = fx.pid();
-    let mut prof = Profiler::start(&["attach", "--pid", &pid.to_string(), "--json"]);
+    let pid = fx.pid().to_string();
+    let mut args = vec!["attach", "--pid", &pid, "--json"];
+    args.extend_from_slice(extra);
+    let mut prof = Profiler::start(&args);
     prof.wait_recording(Duration::from_secs(60));
     fx.send("go");
     fx.expect_line("done", Duration::from_secs(10));
@@ -253,7 +255,13 @@ fn target_exiting_mid_recording_is_covered_until_its_exit() {
     fx.wait(Duration::from_secs(5));
     let res = prof.finish(Duration::from_secs(10));
     assert!(res.status.success(), "{res:?}");
-    let p: Profile = serde_json::from_str(&res.stdout).expect("JSON");
+    serde_json::from_str(&res.stdout).expect("JSON")
+}
+
+#[test]
+fn target_exiting_mid_recording_is_covered_until_its_exit() {
+    require_root();
+    let p = record_lifecycle_to_exit(&[]);
     assert_eq!(p.window.end_reason, "target_exited");
     assert_eq!(p.totals.threads_seen, 6);
     // Every thread exited, and each one's time adds up to its life.
@@ -364,23 +372,7 @@ fn timeline_shows_the_known_phases() {
 #[test]
 fn measure_overhead_reports_what_each_kernel_program_cost() {
     require_root();
-    let mut fx = Fixture::start(LIFECYCLE, &[]);
-    let pid = fx.pid();
-    let mut prof = Profiler::start(&[
-        "attach",
-        "--pid",
-        &pid.to_string(),
-        "--json",
-        "--measure-overhead",
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
-    fx.send("go");
-    fx.expect_line("done", Duration::from_secs(10));
-    fx.send("exit");
-    fx.wait(Duration::from_secs(5));
-    let res = prof.finish(Duration::from_secs(10));
-    assert!(res.status.success(), "{res:?}");
-    let p: Profile = serde_json::from_str(&res.stdout).expect("JSON");
+    let p = record_lifecycle_to_exit(&["--measure-overhead"]);
     let o = p.overhead.as_ref().expect("an overhead section");
     assert_eq!(
         o.cpus as usize,

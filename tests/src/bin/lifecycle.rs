@@ -15,11 +15,12 @@
 
 use std::{
     io::{BufRead, Read, Write},
-    os::fd::{FromRawFd, OwnedFd},
     sync::mpsc,
     thread,
     time::Duration,
 };
+
+use profiler_tests::pipe;
 
 const PHASE: Duration = Duration::from_millis(300);
 
@@ -42,15 +43,6 @@ fn burn(d: Duration) -> u64 {
         }
     }
     x
-}
-
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: valid array; the fds are owned below.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-    (r.into(), w.into())
 }
 
 /// A parked worker: waits for a job on a channel, runs it, acknowledges.

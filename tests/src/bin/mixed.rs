@@ -9,7 +9,6 @@
 use std::{
     hint::black_box,
     io::{BufRead, Read, Write},
-    os::fd::{FromRawFd, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -17,19 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-const WORKERS: usize = 4;
+use profiler_tests::pipe;
 
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: valid array; the fds are owned below.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(fds[0]).into(),
-            OwnedFd::from_raw_fd(fds[1]).into(),
-        )
-    }
-}
+const WORKERS: usize = 4;
 
 /// A fixed amount of arithmetic (~20 µs on the bench machines).
 #[inline(never)]

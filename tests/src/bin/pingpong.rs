@@ -5,21 +5,10 @@
 
 use std::{
     io::{BufRead, Read, Write},
-    os::fd::{FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
 
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: valid array; the fds are owned below.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(fds[0]).into(),
-            OwnedFd::from_raw_fd(fds[1]).into(),
-        )
-    }
-}
+use profiler_tests::pipe;
 
 fn pin(cpu: Option<usize>) {
     if let Some(c) = cpu {

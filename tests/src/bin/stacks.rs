@@ -16,7 +16,6 @@
 
 use std::{
     io::{Read, Write},
-    os::fd::{FromRawFd, OwnedFd},
     thread,
     time::Duration,
 };
@@ -95,11 +94,7 @@ fn main() {
             let _ = (a.join(), b.join());
         }
         Some("wait") => {
-            let mut fds = [0; 2];
-            // SAFETY: valid array; the fds are owned below.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-            let mut r: std::fs::File = unsafe { OwnedFd::from_raw_fd(fds[0]) }.into();
-            let mut w: std::fs::File = unsafe { OwnedFd::from_raw_fd(fds[1]) }.into();
+            let (mut r, mut w) = profiler_tests::pipe();
             let s = named("sleepy", sleep_in_nanosleep);
             let b = named("blocky", move || block_in_read(&mut r));
             thread::sleep(Duration::from_millis(300));
