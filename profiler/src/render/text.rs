@@ -110,17 +110,38 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         p.totals.threads_seen
     );
     if p.totals.lost_events > 0 {
+        let l = &p.lost;
+        let causes: Vec<String> = [
+            (l.ringbuf_full, "records dropped with the ring buffer full"),
+            (l.threads_map_full, "threads not traced, thread map full"),
+            (
+                l.syscalls_map_full,
+                "syscall statistics dropped, syscall map full",
+            ),
+            (
+                l.stacks,
+                "stack walks failed (missing from the flamegraphs)",
+            ),
+            (l.samples, "on-CPU samples dropped, sample map full"),
+            (l.offcpu, "off-CPU periods not kept by stack, map full"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
         let partial = p.threads.iter().filter(|t| !t.complete).count();
+        let threads = if partial > 0 {
+            format!("numbers of {partial} thread(s) are partial")
+        } else {
+            "every thread's numbers are complete".to_string()
+        };
         let _ = writeln!(
             w,
             "\n{}",
             st.warn(&format!(
-                "WARNING: {} kernel records were lost (ring buffer full: {}, thread map full: {}, \
-                 syscall map full: {}); numbers of {partial} thread(s) are partial.",
+                "WARNING: {} kernel records were lost: {}; {threads}.",
                 p.totals.lost_events,
-                p.lost.ringbuf_full,
-                p.lost.threads_map_full,
-                p.lost.syscalls_map_full
+                causes.join(", ")
             ))
         );
     }
@@ -581,7 +602,29 @@ mod tests {
             first_lines.contains("WARNING: 3 kernel records were lost"),
             "{r}"
         );
+        assert!(
+            first_lines.contains(
+                "3 records dropped with the ring buffer full; numbers of 1 thread(s) are partial."
+            ),
+            "{r}"
+        );
         assert!(r.contains("12*"));
         assert!(r.contains('\x1b'));
+    }
+
+    #[test]
+    fn failed_stack_walks_are_named_and_leave_thread_numbers_complete() {
+        let mut p = sample();
+        p.totals.lost_events = 11;
+        p.lost.stacks = 11;
+        let r = report(&p, &TextOptions::default());
+        assert!(
+            r.contains(
+                "WARNING: 11 kernel records were lost: 11 stack walks failed (missing from the \
+                 flamegraphs); every thread's numbers are complete."
+            ),
+            "{r}"
+        );
+        assert!(!r.contains("ring buffer full"), "{r}");
     }
 }
