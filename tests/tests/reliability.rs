@@ -217,6 +217,51 @@ fn exec_is_followed_and_reported() {
 }
 
 #[test]
+fn child_processes_are_followed_through_the_bystander_filter() {
+    require_root();
+    // `sh` forks two `sleep` processes: new thread-group ids, which the
+    // kernel side lets through its bystander filter when it starts
+    // tracing them. Missed, their switches would not be seen at all.
+    let out = scratch("children");
+    let res = run_profiler(&[
+        "record",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3 & sleep 0.2; wait",
+    ]);
+    assert!(res.status.success(), "{res:?}");
+    let p = load(&out);
+    let sleeps: Vec<_> = p
+        .threads
+        .iter()
+        .filter(|t| t.name == "sleep" && t.pid != p.target.pid)
+        .collect();
+    assert_eq!(sleeps.len(), 2, "{:?}", p.threads);
+    let mut slept: Vec<u64> = sleeps.iter().map(|t| t.sleeping_ns).collect();
+    slept.sort();
+    for (got, want) in slept.iter().zip([200 * MS, 300 * MS]) {
+        assert!(
+            *got >= want - 20 * MS && *got <= want + 50 * MS,
+            "slept {got} ns, expected about {want}: {:?}",
+            sleeps
+        );
+    }
+    for t in &sleeps {
+        assert!(t.voluntary_switches >= 1, "{t:?}");
+        assert!(
+            t.syscalls
+                .iter()
+                .any(|s| s.name == "clock_nanosleep" || s.name == "nanosleep"),
+            "{t:?}"
+        );
+    }
+}
+
+#[test]
 fn a_full_thread_map_is_counted_and_flagged() {
     require_root();
     let mut fx = Fixture::start(LIFECYCLE, &[]);
