@@ -292,7 +292,7 @@ fn a_full_thread_map_is_counted_and_flagged() {
         report
             .lines()
             .take(4)
-            .any(|l| l.contains("WARNING") && l.contains("thread map full: 2")),
+            .any(|l| l.contains("WARNING") && l.contains("2 threads not traced, thread map full")),
         "{report}"
     );
 }

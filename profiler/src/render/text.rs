@@ -133,7 +133,7 @@ pub fn report(p: &Profile, o: &TextOptions) -> String {
         let threads = if partial > 0 {
             format!("numbers of {partial} thread(s) are partial")
         } else {
-            "every thread's numbers are complete".to_string()
+            "the numbers of the threads shown are complete".to_string()
         };
         let _ = writeln!(
             w,
@@ -621,7 +621,7 @@ mod tests {
         assert!(
             r.contains(
                 "WARNING: 11 kernel records were lost: 11 stack walks failed (missing from the \
-                 flamegraphs); every thread's numbers are complete."
+                 flamegraphs); the numbers of the threads shown are complete."
             ),
             "{r}"
         );
