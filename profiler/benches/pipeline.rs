@@ -257,4 +257,11 @@ fn main() {
         );
     }
     println!("| all renderers | {render_total:.3} s | |");
+    // SAFETY: getrusage on ourselves into a zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    println!(
+        "\nPeak RSS of the whole micro-benchmark (records, profile, largest rendered file): {:.0} MB.",
+        ru.ru_maxrss as f64 / 1024.0
+    );
 }

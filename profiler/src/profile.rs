@@ -2,6 +2,8 @@
 //! and documented in `docs/profile-format.md`. Renderers, `report` and
 //! `diff` read only this, so everything a report shows must be here.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// Format tag of the files this version writes.
@@ -91,9 +93,11 @@ pub struct Segment {
     /// ns after window start.
     pub start_ns: u64,
     pub end_ns: u64,
-    /// `running`, `runnable`, `sleeping`, `blocked`, `stopped`.
-    pub state: String,
-    pub syscall: Option<String>,
+    /// `running`, `runnable`, `sleeping`, `blocked`, `stopped`. Borrowed
+    /// from static names when recorded, so that a million segments do not
+    /// hold two million small heap strings.
+    pub state: Cow<'static, str>,
+    pub syscall: Option<Cow<'static, str>>,
     /// User stack at the switch-out that began it (index into `stacks`).
     pub stack: Option<u32>,
 }

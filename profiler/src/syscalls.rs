@@ -1,11 +1,18 @@
 //! Syscall numbers to names, for the architecture we run on (the
 //! `syscalls` crate's table).
 
-/// The name of syscall `nr`, or `syscall_<nr>` when unknown.
+/// The name of syscall `nr`, or `syscall_<nr>` when unknown; borrowed
+/// from the static table when known.
+pub fn static_name(nr: u32) -> std::borrow::Cow<'static, str> {
+    match syscalls::Sysno::new(nr as usize) {
+        Some(s) => std::borrow::Cow::Borrowed(s.name()),
+        None => std::borrow::Cow::Owned(format!("syscall_{nr}")),
+    }
+}
+
+/// [`static_name`], owned.
 pub fn name(nr: u32) -> String {
-    syscalls::Sysno::new(nr as usize)
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| format!("syscall_{nr}"))
+    static_name(nr).into_owned()
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

@@ -596,7 +596,7 @@ impl TimelineBuilder {
         tid: u32,
         from: u64,
         to: u64,
-        state: &str,
+        state: &'static str,
         sc: Option<u32>,
         stack: Option<u32>,
     ) {
@@ -606,8 +606,8 @@ impl TimelineBuilder {
                 tid,
                 start_ns: a - self.start,
                 end_ns: b - self.start,
-                state: state.to_string(),
-                syscall: sc.map(crate::syscalls::name),
+                state: state.into(),
+                syscall: sc.map(crate::syscalls::static_name),
                 stack,
             });
         }

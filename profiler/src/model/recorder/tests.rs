@@ -514,7 +514,7 @@ fn timeline_segments_split_at_wakeups_and_close_at_the_end() {
     let got: Vec<(u64, u64, &str)> = t
         .segments
         .iter()
-        .map(|s| (s.start_ns / MS, s.end_ns / MS, s.state.as_str()))
+        .map(|s| (s.start_ns / MS, s.end_ns / MS, &*s.state))
         .collect();
     assert_eq!(
         got,
