@@ -470,8 +470,26 @@ fn write_all(profile: &Profile, c: &EmitOpts, dir: &std::path::Path) -> Result<V
     let mut written = Vec::new();
     let mut failure = None;
     for r in &renderers {
-        let bytes = r.render(profile)?;
-        if let Err(e) = output::write_file(dir, r.file_name(), &bytes) {
+        // A rendering error is not the disk's fault: it is returned as is,
+        // not rescued (the same renderer would fail again). A write error
+        // while streaming (disk full...) is the disk's, and is rescued.
+        let mut render_err = None;
+        let wrote = output::write_file_with(dir, r.file_name(), |w| {
+            r.render_to(profile, w).map_err(|e| {
+                let from_disk = e.downcast_ref::<std::io::Error>().is_some()
+                    || e.downcast_ref::<serde_json::Error>()
+                        .is_some_and(|j| j.is_io());
+                let io = std::io::Error::other(format!("{e:#}"));
+                if !from_disk {
+                    render_err = Some(e);
+                }
+                io
+            })
+        });
+        if let Some(e) = render_err {
+            return Err(e);
+        }
+        if let Err(e) = wrote {
             failure = Some(format!(
                 "writing {}: {e}",
                 dir.join(r.file_name()).display()

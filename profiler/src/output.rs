@@ -95,6 +95,16 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), Error> {
 
 /// Writes `bytes` to `dir/name` atomically and safely; returns the path.
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    write_file_with(dir, name, |f| f.write_all(bytes))
+}
+
+/// Writes `dir/name` atomically and safely with what `fill` writes to it;
+/// returns the path.
+pub fn write_file_with(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<PathBuf> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
@@ -105,7 +115,7 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathB
             .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         chown(&tmp, sudo_owner())?;
         // rename() replaces whatever is at `path` (a planted symlink

@@ -372,6 +372,94 @@ fn a_removed_output_directory_sends_the_profile_to_a_rescue_directory() {
     fs::remove_dir_all(rescue).unwrap();
 }
 
+/// A tmpfs of `kib` KiB mounted at `dir`, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(dir: std::path::PathBuf, kib: u32) -> SmallFs {
+        fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .status()
+            .expect("running mount");
+        assert!(
+            st.success(),
+            "mounting a {kib} KiB tmpfs at {}",
+            dir.display()
+        );
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_sends_the_profile_to_a_rescue_directory() {
+    require_root();
+    // A real ENOSPC. 8 KiB: the first file, profile.json, fails while it
+    // is streamed to disk; 32 KiB: a later file fails after some were
+    // written. Either way everything goes to a rescue directory.
+    for (kib, failing) in [(8, Some("profile.json")), (32, None)] {
+        let small = SmallFs::mount(scratch(&format!("diskfull{kib}")).join("fs"), kib);
+        let out = small.0.join("out");
+        let fx = Fixture::start(LIFECYCLE, &[]);
+        let mut prof = Profiler::start(&[
+            "attach",
+            "-p",
+            &fx.pid().to_string(),
+            "-d",
+            "1s",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        prof.wait_recording(Duration::from_secs(60));
+        let res = prof.finish(Duration::from_secs(20));
+        assert_eq!(res.status.code(), Some(6), "{kib} KiB: {res:?}");
+        assert!(
+            res.stderr.contains("No space left on device"),
+            "{}",
+            res.stderr
+        );
+        if let Some(f) = failing {
+            assert!(
+                res.stderr
+                    .contains(&format!("writing {}/{f}", out.display())),
+                "{}",
+                res.stderr
+            );
+        }
+        let rescue = res
+            .stderr
+            .split("saved in ")
+            .nth(1)
+            .and_then(|s| s.split(" instead").next())
+            .unwrap_or_else(|| panic!("stderr names no rescue dir: {}", res.stderr));
+        let p = load(std::path::Path::new(rescue));
+        assert_eq!(p.target.pid, fx.pid());
+        assert!(std::path::Path::new(rescue).join("report.txt").exists());
+        fs::remove_dir_all(rescue).unwrap();
+        // No half-written temporary file is left behind on the full disk.
+        let left: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{kib} KiB: {left:?}");
+    }
+}
+
 #[test]
 fn a_zombie_is_refused() {
     require_root();
