@@ -251,19 +251,24 @@ impl Renderer for TraceJson {
     fn applies(&self, p: &Profile) -> bool {
         p.timeline.is_some()
     }
-    /// Written as a stream of events (no JSON tree in memory: a timeline
-    /// has hundreds of thousands of them).
     fn render(&self, p: &Profile) -> anyhow::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.render_to(p, &mut v)?;
+        Ok(v)
+    }
+    /// Streamed as events (no JSON tree, and no buffer of the file, in
+    /// memory: a timeline has hundreds of thousands of them).
+    fn render_to(&self, p: &Profile, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+        use std::io::Write as _;
         let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-        let mut o =
-            String::with_capacity(p.timeline.as_ref().map_or(0, |t| t.segments.len() * 120));
-        o.push_str("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-        let _ = write!(
+        let mut o = std::io::BufWriter::with_capacity(1 << 16, out);
+        o.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")?;
+        write!(
             o,
             "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{pid},\"args\":{{\"name\":{}}}}}",
             q(&format!("{} (pid {})", p.target.comm, p.target.pid)),
             pid = p.target.pid
-        );
+        )?;
         let mut stacks: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
         for (t, segs) in rows(p) {
             let role = t
@@ -271,15 +276,15 @@ impl Renderer for TraceJson {
                 .as_ref()
                 .map(|r| format!(" [{}]", r.dominant))
                 .unwrap_or_default();
-            let _ = write!(
+            write!(
                 o,
                 ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":{}}}}}",
                 t.pid,
                 t.tid,
                 q(&format!("{} {}{role}", t.tid, t.name))
-            );
+            )?;
             for s in segs {
-                let _ = write!(
+                write!(
                     o,
                     ",\n{{\"name\":{},\"cat\":\"thread_state\",\"ph\":\"X\",\"ts\":{:.3},\"dur\":{:.3},\"pid\":{},\"tid\":{},\"args\":{{",
                     q(&s.state),
@@ -287,10 +292,10 @@ impl Renderer for TraceJson {
                     (s.end_ns - s.start_ns) as f64 / 1000.0,
                     t.pid,
                     t.tid
-                );
+                )?;
                 let mut sep = "";
                 if let Some(sc) = &s.syscall {
-                    let _ = write!(o, "\"syscall\":{}", q(sc));
+                    write!(o, "\"syscall\":{}", q(sc))?;
                     sep = ",";
                 }
                 if let Some(st) = s.stack {
@@ -304,13 +309,14 @@ impl Renderer for TraceJson {
                             .collect();
                         q(&frames.join(" ← "))
                     });
-                    let _ = write!(o, "{sep}\"stack\":{text}");
+                    write!(o, "{sep}\"stack\":{text}")?;
                 }
-                o.push_str("}}");
+                o.write_all(b"}}")?;
             }
         }
-        o.push_str("\n]}\n");
-        Ok(o.into_bytes())
+        o.write_all(b"\n]}\n")?;
+        o.flush()?;
+        Ok(())
     }
 }
 
