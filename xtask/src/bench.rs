@@ -100,6 +100,8 @@ struct Sample {
     /// Switches, wakeups, samples and records the kernel side handled.
     kernel_events: Option<u64>,
     lost: Option<u64>,
+    /// Non-zero loss causes, "stacks 3, ringbuf_full 1".
+    lost_causes: String,
     /// `--measure-overhead`: (program, calls, run ns).
     costs: Vec<(String, u64, u64)>,
     /// `--measure-overhead`: CPUs and window, for the machine's CPU share.
@@ -303,6 +305,24 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
                 s.switches = number_after(&head, "\"context_switches\":");
                 s.kernel_events = number_after(&head, "\"kernel_events\":");
                 s.lost = number_after(&head, "\"lost_events\":");
+                // By cause (the `lost` object comes before anything else
+                // with these keys).
+                s.lost_causes = [
+                    "ringbuf_full",
+                    "threads_map_full",
+                    "syscalls_map_full",
+                    "stacks",
+                    "samples",
+                    "offcpu",
+                ]
+                .iter()
+                .filter_map(|k| {
+                    number_after(&head, &format!("\"{k}\":"))
+                        .filter(|&n| n > 0)
+                        .map(|n| format!("{k} {n}"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             }
             if cfg.measures_cost() {
                 (s.costs, s.window_cpu_ns) = program_costs(&outdir.join("profile.json"))?;
@@ -451,7 +471,7 @@ fn median_of(v: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
 /// One table row per configuration.
 fn table(results: &[(Config, Vec<Sample>)], base: f64, secs: f64) -> String {
     let mut md = String::from(
-        "| configuration | ratio min / median / max | tracer CPU s (median) | tracer max RSS MB | switches seen (median) | kernel events/s (median) | lost (max) | target exit to files written (median) |\n|---|---|---|---|---|---|---|---|\n",
+        "| configuration | ratio min / median / max | tracer CPU s (median) | tracer max RSS MB | switches seen (median) | kernel events/s (median) | lost (max, by cause) | target exit to files written (median) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for (c, v) in results {
         if v.is_empty() {
@@ -477,9 +497,12 @@ fn table(results: &[(Config, Vec<Sample>)], base: f64, secs: f64) -> String {
         );
         let lost = v
             .iter()
-            .filter_map(|s| s.lost)
-            .max()
-            .map(|e| e.to_string())
+            .filter(|s| s.lost.is_some())
+            .max_by_key(|s| s.lost)
+            .map(|s| match s.lost {
+                Some(n) if n > 0 => format!("{n} ({})", s.lost_causes),
+                n => n.unwrap_or(0).to_string(),
+            })
             .unwrap_or_default();
         let stop = show(median_of(v, |s| s.stop_to_files_s), &|x| {
             format!("{x:.2} s")
