@@ -186,10 +186,9 @@ fn a_stopped_target_is_reported_as_stopped() {
     );
 }
 
-#[test]
-fn exec_is_followed_and_reported() {
-    require_root();
-    let out = scratch("exec");
+/// `profiler record -- sh -c SCRIPT` into scratch dir `name`; its profile.
+fn record_sh(name: &str, script: &str) -> Profile {
+    let out = scratch(name);
     let res = run_profiler(&[
         "record",
         "-q",
@@ -198,10 +197,25 @@ fn exec_is_followed_and_reported() {
         "--",
         "sh",
         "-c",
-        "exec sleep 0.3",
+        script,
     ]);
     assert!(res.status.success(), "{res:?}");
-    let p = load(&out);
+    load(&out)
+}
+
+/// The rescue directory an exit-6 error message names.
+fn rescue_dir_named(stderr: &str) -> &str {
+    stderr
+        .split("saved in ")
+        .nth(1)
+        .and_then(|s| s.split(" instead").next())
+        .unwrap_or_else(|| panic!("stderr names no rescue dir: {stderr}"))
+}
+
+#[test]
+fn exec_is_followed_and_reported() {
+    require_root();
+    let p = record_sh("exec", "exec sleep 0.3");
     assert!(
         p.execs.iter().any(|e| e.filename.ends_with("/sleep")),
         "{:?}",
@@ -222,19 +236,7 @@ fn child_processes_are_followed_through_the_bystander_filter() {
     // `sh` forks two `sleep` processes: new thread-group ids, which the
     // kernel side lets through its bystander filter when it starts
     // tracing them. Missed, their switches would not be seen at all.
-    let out = scratch("children");
-    let res = run_profiler(&[
-        "record",
-        "-q",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "sleep 0.3 & sleep 0.2; wait",
-    ]);
-    assert!(res.status.success(), "{res:?}");
-    let p = load(&out);
+    let p = record_sh("children", "sleep 0.3 & sleep 0.2; wait");
     let sleeps: Vec<_> = p
         .threads
         .iter()
@@ -361,12 +363,7 @@ fn a_removed_output_directory_sends_the_profile_to_a_rescue_directory() {
     fs::remove_dir_all(&out).unwrap();
     let res = prof.finish(Duration::from_secs(20));
     assert_eq!(res.status.code(), Some(6), "{res:?}");
-    let rescue = res
-        .stderr
-        .split("saved in ")
-        .nth(1)
-        .and_then(|s| s.split(" instead").next())
-        .unwrap_or_else(|| panic!("stderr names no rescue dir: {}", res.stderr));
+    let rescue = rescue_dir_named(&res.stderr);
     let p = load(std::path::Path::new(rescue));
     assert_eq!(p.target.pid, fx.pid());
     fs::remove_dir_all(rescue).unwrap();
@@ -439,12 +436,7 @@ fn a_full_disk_sends_the_profile_to_a_rescue_directory() {
                 res.stderr
             );
         }
-        let rescue = res
-            .stderr
-            .split("saved in ")
-            .nth(1)
-            .and_then(|s| s.split(" instead").next())
-            .unwrap_or_else(|| panic!("stderr names no rescue dir: {}", res.stderr));
+        let rescue = rescue_dir_named(&res.stderr);
         let p = load(std::path::Path::new(rescue));
         assert_eq!(p.target.pid, fx.pid());
         assert!(std::path::Path::new(rescue).join("report.txt").exists());
