@@ -123,8 +123,11 @@ fn ensure_peers() {
         .any(|b| which(b).is_none());
     if missing {
         eprintln!("xtask: installing peer tools (libbpf-tools, linux-perf, bpftrace) if available");
-        let _ = Command::new("apt-get")
+        // Bounded: a held dpkg lock or a dead mirror must not hang the run.
+        let _ = Command::new("timeout")
             .args([
+                "600",
+                "apt-get",
                 "install",
                 "-y",
                 "-qq",
@@ -138,22 +141,123 @@ fn ensure_peers() {
     }
 }
 
-/// Waits for the child and returns (CPU seconds, max RSS MB).
-fn reap(child: &mut Child) -> (f64, f64) {
-    let mut status = 0;
-    // SAFETY: zeroed rusage is valid; waiting on our own child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (
-        t(ru.ru_utime) + t(ru.ru_stime),
-        ru.ru_maxrss as f64 / 1024.0,
+/// Waits at most `limit` for the child to exit and returns (CPU seconds,
+/// max RSS MB), or `None` (child still running) when it has not.
+fn reap_within(child: &Child, limit: Duration) -> Option<(f64, f64)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: zeroed rusage is valid; polling our own child.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(child.id() as i32, &mut status, libc::WNOHANG, &mut ru) };
+        if r != 0 {
+            let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+            return Some((
+                t(ru.ru_utime) + t(ru.ru_stime),
+                ru.ru_maxrss as f64 / 1024.0,
+            ));
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Ends a tracer and returns (CPU seconds, max RSS MB). Every wait is
+/// bounded: a tool that ignores its stop signal is killed and its run
+/// fails, instead of hanging the bench (bpftrace 0.17 loses a SIGINT that
+/// arrives before its event loop, and then runs forever; a second one
+/// stops it).
+fn stop_tracer(child: Child, cfg: Config) -> Result<(f64, f64)> {
+    // Ours ends by itself when its target exits; it gets time to write
+    // a long recording's files before it is told to stop.
+    if cfg.on_target() {
+        stop_within(child, cfg.name(), false, Duration::from_secs(120))
+    } else {
+        stop_within(child, cfg.name(), true, Duration::from_secs(20))
+    }
+}
+
+/// `stop_tracer` with its waits: `wait` after the first SIGINT (or
+/// without one, when `interrupt` is false), as long again after a second,
+/// then SIGKILL and an error.
+fn stop_within(child: Child, name: &str, interrupt: bool, wait: Duration) -> Result<(f64, f64)> {
+    if interrupt {
+        signal(&child, libc::SIGINT);
+    }
+    if let Some(r) = reap_within(&child, wait) {
+        return Ok(r);
+    }
+    signal(&child, libc::SIGINT);
+    if let Some(r) = reap_within(&child, wait) {
+        return Ok(r);
+    }
+    signal(&child, libc::SIGKILL);
+    let _ = reap_within(&child, Duration::from_secs(10));
+    bail!(
+        "{name} did not exit within {:.1} s of being told to stop (SIGINT twice); killed",
+        (wait * 2).as_secs_f64()
     )
 }
 
-fn interrupt(child: &Child) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+/// Waits until a peer tool has attached: it holds BPF links or perf
+/// events, and their number has not changed for half a second. A fixed
+/// sleep measured peers that were still starting (bpftrace compiles its
+/// script first; several seconds on a cold machine).
+fn wait_attached(t: &mut Child, cfg: Config, log: &Path) -> Result<()> {
+    let fds = format!("/proc/{}/fd", t.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut since) = (0, Instant::now());
+    loop {
+        peer_alive(t, cfg, log)?;
+        let n = std::fs::read_dir(&fds)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|l| {
+                        let l = l.to_string_lossy();
+                        l.contains("bpf_link") || l.contains("[perf_event]")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if n != last {
+            (last, since) = (n, Instant::now());
+        } else if n > 0 && since.elapsed() >= Duration::from_millis(500) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} had not attached after 60 s ({n} BPF links or perf events open)",
+                cfg.name()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills and reaps on drop whatever a failed run left behind (a tracer
+/// attached to a bystander `sleep`, a workload waiting for its start).
+struct Owned(Option<Child>);
+
+impl Owned {
+    fn take(&mut self) -> Option<Child> {
+        self.0.take()
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// Starts peer tool `bin` with its errors in `log`.
@@ -192,21 +296,30 @@ struct Workload {
 }
 
 fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> Result<Sample> {
-    let mut target = Command::new(&w.program)
-        .arg(secs.to_string())
-        .args(&w.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", w.program.display()))?;
-    let mut out = BufReader::new(target.stdout.take().context("stdout")?).lines();
+    let mut target = Owned(Some(
+        Command::new(&w.program)
+            .arg(secs.to_string())
+            .args(&w.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", w.program.display()))?,
+    ));
+    let mut out = BufReader::new(
+        target
+            .0
+            .as_mut()
+            .and_then(|t| t.stdout.take())
+            .context("stdout")?,
+    )
+    .lines();
     let ready = out.next().context("the workload printed nothing")??;
     let pid: u32 = ready
         .strip_prefix("ready ")
         .context("ready line")?
         .trim()
         .parse()?;
-    let mut bystander = None;
+    let mut bystander = Owned(None);
     let peer_log = scratch.join("peer-stderr.txt");
     let outdir = scratch.join(format!("{}-{:?}", w.name, cfg).replace(' ', "_"));
     let _ = std::fs::remove_dir_all(&outdir);
@@ -217,7 +330,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             .args(extra);
         Ok(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?)
     };
-    let mut tracer: Option<Child> = match cfg {
+    let tracer: Option<Child> = match cfg {
         Config::Untraced => None,
         Config::Profiler => Some(profiler(&[], pid)?),
         Config::ProfilerNoStacks => Some(profiler(&["--no-stacks"], pid)?),
@@ -230,9 +343,9 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             } else {
                 &[]
             };
-            let t = profiler(extra, s.id())?;
-            bystander = Some(s);
-            Some(t)
+            let id = s.id();
+            bystander = Owned(Some(s));
+            Some(profiler(extra, id)?)
         }
         Config::Offcputime => Some(peer("offcputime", &["-p", &pid.to_string()], &peer_log)?),
         Config::PerfSched => {
@@ -254,8 +367,9 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             Some(peer("bpftrace", &["-e", &script], &peer_log)?)
         }
     };
+    let mut tracer = Owned(tracer);
     // Wait until the tracer is live.
-    if let Some(t) = tracer.as_mut() {
+    if let Some(t) = tracer.0.as_mut() {
         if cfg.is_profiler() {
             let err = BufReader::new(t.stderr.take().context("stderr")?);
             let mut lines = err.lines();
@@ -268,32 +382,37 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             }
             std::thread::spawn(move || for _ in lines {});
         } else {
-            std::thread::sleep(Duration::from_secs(3));
-            peer_alive(t, cfg, &peer_log)?;
+            wait_attached(t, cfg, &peer_log)?;
         }
     }
-    writeln!(target.stdin.as_mut().context("stdin")?, "go")?;
+    writeln!(
+        target
+            .0
+            .as_mut()
+            .and_then(|t| t.stdin.as_mut())
+            .context("stdin")?,
+        "go"
+    )?;
     let line = out.next().context("pingpong result")??;
     let ops: f64 = line
         .strip_prefix("ops_per_sec ")
         .context("result line")?
         .trim()
         .parse()?;
-    let _ = target.wait();
+    if let Some(mut t) = target.take() {
+        let _ = t.wait();
+    }
     let exited = Instant::now();
     let mut s = Sample {
         ops,
         ..Sample::default()
     };
-    if let Some(mut t) = tracer {
+    if let Some(mut t) = tracer.take() {
         if !cfg.is_profiler() {
             // A peer that died during the run measured nothing.
             peer_alive(&mut t, cfg, &peer_log)?;
         }
-        if !cfg.on_target() {
-            interrupt(&t);
-        }
-        let (cpu, rss) = reap(&mut t);
+        let (cpu, rss) = stop_tracer(t, cfg)?;
         s.tracer_cpu_s = cpu;
         s.tracer_rss_mb = rss;
         if cfg.is_profiler() {
@@ -329,10 +448,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             }
         }
     }
-    if let Some(mut b) = bystander {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    drop(bystander);
     Ok(s)
 }
 
@@ -603,15 +719,36 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         if smoke { " (SMOKE RUN: numbers mean nothing)" } else { "" }
     ));
+    // Runs of our own configurations that failed: the smoke run (CI) fails
+    // on any. A peer tool's failure is its own; it is reported in the
+    // results, under its table.
+    let mut ours_failed = Vec::new();
+    let mut broken_peers = Vec::new();
     for w in &workloads {
         let mut results: Vec<(Config, Vec<Sample>)> =
             configs.iter().map(|&c| (c, Vec::new())).collect();
+        let mut failed = Vec::new();
         for rep in 0..reps {
             for (c, v) in results.iter_mut() {
+                if broken_peers.contains(c) {
+                    continue;
+                }
                 eprintln!("xtask: bench {} / {} / rep {}", w.name, c.name(), rep + 1);
                 match run_one(&bin, w, *c, secs, &scratch) {
                     Ok(s) => v.push(s),
-                    Err(e) => eprintln!("xtask: bench run failed: {e:#}"),
+                    Err(e) => {
+                        let what = format!("{} / {} / rep {}: {e:#}", w.name, c.name(), rep + 1);
+                        eprintln!("xtask: bench run failed: {what}");
+                        if c.is_profiler() || *c == Config::Untraced {
+                            ours_failed.push(what);
+                        } else {
+                            // A peer that failed once (each failure can
+                            // cost minutes of bounded waiting) is not run
+                            // again in this bench.
+                            broken_peers.push(*c);
+                        }
+                        failed.push(format!("{} rep {}: {e:#}", c.name(), rep + 1));
+                    }
                 }
             }
         }
@@ -625,6 +762,13 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
             w.name,
             table(&results, base, secs)
         ));
+        if !failed.is_empty() {
+            md.push_str("\nFailed runs (left out of the table):\n\n");
+            for f in &failed {
+                md.push_str(&format!("- {}\n", f.replace('|', "/")));
+            }
+            md.push_str("\nA peer tool that failed is not run again in this bench.\n");
+        }
         // Per-call cost of the kernel programs, from the last run of each
         // `--measure-overhead` configuration.
         md.push_str("\nKernel programs, measured by the kernel's BPF run-time statistics (`--measure-overhead`, which adds two clock reads to each call, included in these times; ARCHITECTURE.md tells what an empty program measures):\n\n");
@@ -695,7 +839,10 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
             s.lost.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
             s.stop_to_files_s.unwrap_or(f64::NAN),
         )),
-        Err(e) => md.push_str(&format!("Failed: {e:#}\n")),
+        Err(e) => {
+            md.push_str(&format!("Failed: {e:#}\n"));
+            ours_failed.push(format!("long recording: {e:#}"));
+        }
     }
     // The userspace pipeline, without the kernel.
     eprintln!("xtask: bench userspace pipeline");
@@ -723,5 +870,80 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
     std::fs::write(&file, &md)?;
     println!("{md}");
     eprintln!("xtask: wrote {}", file.display());
+    if smoke && !ours_failed.is_empty() {
+        bail!(
+            "{} run(s) of the profiler's own configurations failed:\n{}",
+            ours_failed.len(),
+            ours_failed.join("\n")
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Child {
+        let c = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        // Let the shell set its traps before it is signalled.
+        std::thread::sleep(Duration::from_millis(200));
+        c
+    }
+
+    #[test]
+    fn a_tracer_that_loses_its_first_sigint_is_stopped_by_the_second() {
+        // Like bpftrace 0.17 when SIGINT comes before its event loop.
+        let c = sh("trap 'trap - INT' INT; while :; do sleep 0.02; done");
+        let t = Instant::now();
+        let r = stop_within(c, "lossy", true, Duration::from_millis(500));
+        assert!(r.is_ok(), "{r:?}");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_tracer_that_ignores_sigint_is_killed_and_its_run_fails() {
+        let c = sh("trap '' INT; while :; do sleep 0.02; done");
+        let id = c.id();
+        let e = stop_within(c, "stubborn", true, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "stubborn did not exit within 0.6 s of being told to stop (SIGINT twice); killed"
+        );
+        // Reaped: no such process any more.
+        assert!(!Path::new(&format!("/proc/{id}")).exists());
+    }
+
+    #[test]
+    fn a_tracer_that_exits_by_itself_is_reaped_with_its_cpu_time() {
+        let c = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])
+            .spawn()
+            .unwrap();
+        let (cpu, rss) = stop_within(c, "ours", false, Duration::from_secs(30)).unwrap();
+        assert!(cpu > 0.0 && cpu < 30.0, "{cpu}");
+        assert!(rss > 0.1 && rss < 1000.0, "{rss}");
+    }
+
+    #[test]
+    fn a_peer_that_exits_before_attaching_fails_with_its_own_words() {
+        let log = std::env::temp_dir().join(format!("bench-peer-{}.txt", std::process::id()));
+        let mut c = Command::new("sh")
+            .args(["-c", "echo 'ERROR: no such probe' >&2; exit 3"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let e = wait_attached(&mut c, Config::Bpftrace, &log).unwrap_err();
+        let _ = std::fs::remove_file(&log);
+        let e = e.to_string();
+        assert!(
+            e.starts_with("bpftrace (switch stacks + syscall latency) exited early"),
+            "{e}"
+        );
+        assert!(e.ends_with("ERROR: no such probe"), "{e}");
+    }
 }
