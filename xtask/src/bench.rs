@@ -241,6 +241,34 @@ fn wait_attached(t: &mut Child, cfg: Config, log: &Path) -> Result<()> {
     }
 }
 
+/// The lines of a child's output, read by a thread, so that waiting for
+/// one is bounded.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(r: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                // The receiver may be gone; keep draining the pipe.
+                let _ = tx.send(l);
+            }
+        });
+        Lines(rx)
+    }
+
+    fn next_within(&self, limit: Duration, what: &str) -> Result<String> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.0.recv_timeout(limit) {
+            Ok(l) => Ok(l),
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("no {what} within {:.1} s", limit.as_secs_f64())
+            }
+            Err(RecvTimeoutError::Disconnected) => bail!("output closed before {what}"),
+        }
+    }
+}
+
 /// Kills and reaps on drop whatever a failed run left behind (a tracer
 /// attached to a bystander `sleep`, a workload waiting for its start).
 struct Owned(Option<Child>);
@@ -305,15 +333,14 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             .spawn()
             .with_context(|| format!("starting {}", w.program.display()))?,
     ));
-    let mut out = BufReader::new(
+    let out = Lines::of(
         target
             .0
             .as_mut()
             .and_then(|t| t.stdout.take())
             .context("stdout")?,
-    )
-    .lines();
-    let ready = out.next().context("the workload printed nothing")??;
+    );
+    let ready = out.next_within(Duration::from_secs(30), "the workload's ready line")?;
     let pid: u32 = ready
         .strip_prefix("ready ")
         .context("ready line")?
@@ -371,16 +398,15 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
     // Wait until the tracer is live.
     if let Some(t) = tracer.0.as_mut() {
         if cfg.is_profiler() {
-            let err = BufReader::new(t.stderr.take().context("stderr")?);
-            let mut lines = err.lines();
-            loop {
-                match lines.next() {
-                    Some(Ok(l)) if l.contains("recording pid") => break,
-                    Some(Ok(_)) => {}
-                    _ => bail!("profiler did not start"),
-                }
-            }
-            std::thread::spawn(move || for _ in lines {});
+            // Its stderr is drained by the reader thread to the end.
+            let err = Lines::of(t.stderr.take().context("stderr")?);
+            while !err
+                .next_within(
+                    Duration::from_secs(60),
+                    "the profiler's \"recording pid\" line",
+                )?
+                .contains("recording pid")
+            {}
         } else {
             wait_attached(t, cfg, &peer_log)?;
         }
@@ -393,7 +419,10 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             .context("stdin")?,
         "go"
     )?;
-    let line = out.next().context("pingpong result")??;
+    let line = out.next_within(
+        Duration::from_secs_f64(secs + 60.0),
+        "the workload's ops_per_sec line",
+    )?;
     let ops: f64 = line
         .strip_prefix("ops_per_sec ")
         .context("result line")?
@@ -945,5 +974,31 @@ mod tests {
             "{e}"
         );
         assert!(e.ends_with("ERROR: no such probe"), "{e}");
+    }
+
+    #[test]
+    fn waiting_for_a_line_that_never_comes_is_bounded() {
+        let mut c = Command::new("sh")
+            .args(["-c", "echo ready 1; exec sleep 5"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Lines::of(c.stdout.take().unwrap());
+        assert_eq!(
+            out.next_within(Duration::from_secs(5), "a").unwrap(),
+            "ready 1"
+        );
+        let t = Instant::now();
+        let e = out
+            .next_within(Duration::from_millis(300), "the result line")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "no the result line within 0.3 s");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        let _ = c.kill();
+        let _ = c.wait();
+        let e = out
+            .next_within(Duration::from_secs(5), "the result line")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "output closed before the result line");
     }
 }
