@@ -180,6 +180,17 @@ impl Profiler {
         }
     }
 
+    /// `profiler attach -p PID -o OUT EXTRA...`, once it says it is
+    /// recording: how most end-to-end tests start.
+    pub fn attach(pid: u32, out: &std::path::Path, extra: &[&str]) -> Profiler {
+        let (pid, out) = (pid.to_string(), out.to_str().expect("UTF-8 path"));
+        let mut args = vec!["attach", "-p", &pid, "-o", out];
+        args.extend_from_slice(extra);
+        let mut p = Profiler::start(&args);
+        p.wait_recording(Duration::from_secs(60));
+        p
+    }
+
     /// Waits until the profiler says it is recording.
     pub fn wait_recording(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;

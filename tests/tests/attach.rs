@@ -35,16 +35,7 @@ fn lifecycle_fixture_numbers_are_right() {
     let out = scratch("lifecycle");
     wait_all_sleeping(pid, Duration::from_secs(10));
     let before = proc_switches(pid);
-    let mut prof = Profiler::start(&[
-        "attach",
-        "--pid",
-        &pid.to_string(),
-        "--duration",
-        "2500ms",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(pid, &out, &["--duration", "2500ms"]);
     fx.send("go");
     fx.expect_line("done", Duration::from_secs(10));
     let res = prof.finish(Duration::from_secs(30));
@@ -289,17 +280,7 @@ fn timeline_shows_the_known_phases() {
     require_root();
     let mut fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("timeline");
-    let mut prof = Profiler::start(&[
-        "attach",
-        "--pid",
-        &fx.pid().to_string(),
-        "--duration",
-        "1500ms",
-        "--timeline",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &["--duration", "1500ms", "--timeline"]);
     fx.send("go");
     fx.expect_line("done", Duration::from_secs(10));
     let res = prof.finish(Duration::from_secs(30));

@@ -33,14 +33,7 @@ fn sigint_stops_writes_everything_and_exits_0() {
     require_root();
     let fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("sigint");
-    let mut prof = Profiler::start(&[
-        "attach",
-        "-p",
-        &fx.pid().to_string(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &[]);
     std::thread::sleep(Duration::from_millis(300));
     signal(prof.child.id(), libc::SIGINT);
     let res = prof.finish(Duration::from_secs(20));
@@ -63,14 +56,7 @@ fn a_second_sigint_aborts_promptly_leaving_only_complete_files() {
     require_root();
     let fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("sigint2");
-    let mut prof = Profiler::start(&[
-        "attach",
-        "-p",
-        &fx.pid().to_string(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &[]);
     let t = Instant::now();
     signal(prof.child.id(), libc::SIGINT);
     signal(prof.child.id(), libc::SIGINT);
@@ -154,16 +140,7 @@ fn a_stopped_target_is_reported_as_stopped() {
     require_root();
     let fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("sigstop");
-    let mut prof = Profiler::start(&[
-        "attach",
-        "-p",
-        &fx.pid().to_string(),
-        "-d",
-        "1500ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &["-d", "1500ms"]);
     std::thread::sleep(Duration::from_millis(200));
     signal(fx.pid(), libc::SIGSTOP);
     std::thread::sleep(Duration::from_millis(400));
@@ -269,18 +246,7 @@ fn a_full_thread_map_is_counted_and_flagged() {
     let mut fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("mapfull");
     // 4 threads exist; the 2 ephemeral ones do not fit.
-    let mut prof = Profiler::start(&[
-        "attach",
-        "-p",
-        &fx.pid().to_string(),
-        "-d",
-        "1500ms",
-        "--max-threads",
-        "4",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &["-d", "1500ms", "--max-threads", "4"]);
     fx.send("go");
     fx.expect_line("done", Duration::from_secs(10));
     let res = prof.finish(Duration::from_secs(20));
@@ -350,16 +316,7 @@ fn a_removed_output_directory_sends_the_profile_to_a_rescue_directory() {
     require_root();
     let fx = Fixture::start(LIFECYCLE, &[]);
     let out = scratch("removed").join("out");
-    let mut prof = Profiler::start(&[
-        "attach",
-        "-p",
-        &fx.pid().to_string(),
-        "-d",
-        "1s",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    prof.wait_recording(Duration::from_secs(60));
+    let prof = Profiler::attach(fx.pid(), &out, &["-d", "1s"]);
     fs::remove_dir_all(&out).unwrap();
     let res = prof.finish(Duration::from_secs(20));
     assert_eq!(res.status.code(), Some(6), "{res:?}");
@@ -411,16 +368,7 @@ fn a_full_disk_sends_the_profile_to_a_rescue_directory() {
         let small = SmallFs::mount(scratch(&format!("diskfull{kib}")).join("fs"), kib);
         let out = small.0.join("out");
         let fx = Fixture::start(LIFECYCLE, &[]);
-        let mut prof = Profiler::start(&[
-            "attach",
-            "-p",
-            &fx.pid().to_string(),
-            "-d",
-            "1s",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        prof.wait_recording(Duration::from_secs(60));
+        let prof = Profiler::attach(fx.pid(), &out, &["-d", "1s"]);
         let res = prof.finish(Duration::from_secs(20));
         assert_eq!(res.status.code(), Some(6), "{kib} KiB: {res:?}");
         assert!(
