@@ -481,6 +481,31 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
     Ok(s)
 }
 
+/// `pairs` adjacent runs of `w` untraced and under `cfg`, the order
+/// alternating: the throughput ratio of each pair, sorted.
+fn paired(
+    bin: &Path,
+    w: &Workload,
+    cfg: Config,
+    pairs: usize,
+    secs: f64,
+    scratch: &Path,
+) -> Result<Vec<f64>> {
+    let mut ratios = Vec::new();
+    for i in 0..pairs {
+        let mut order = [Config::Untraced, cfg];
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        let a = run_one(bin, w, order[0], secs, scratch)?;
+        let b = run_one(bin, w, order[1], secs, scratch)?;
+        let (u, t) = if i % 2 == 1 { (b, a) } else { (a, b) };
+        ratios.push(t.ops / u.ops.max(1.0));
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(ratios)
+}
+
 /// The `overhead` section of a profile written with `--measure-overhead`
 /// (a small file: no timeline).
 /// Returns (program, calls, run ns) and the machine's CPU time over the
@@ -810,47 +835,38 @@ pub fn run(smoke: bool, reps: usize, secs: f64) -> Result<()> {
     // What a bystander pays is a few percent at most, under this VM's
     // ±10% run-to-run noise: adjacent untraced/bystander pairs cancel the
     // drift, and their ratios' quartiles say how sure the median is.
+    // Ratios against the median untraced run suffer this VM's run-to-run
+    // drift (untraced runs alone spread ±10-15%); adjacent pairs cancel
+    // it, and their quartiles say how sure the median is. Two targets are
+    // measured this way: what a bystander pays (a few percent at most) and
+    // the defaults across CPUs.
     let pairs = if smoke { 1 } else { 20 };
-    eprintln!("xtask: bench bystander pairs ({pairs})");
-    let mut ratios = Vec::new();
-    for i in 0..pairs {
-        let (u, b) = if i % 2 == 0 {
-            let u = run_one(&bin, &workloads[0], Config::Untraced, secs, &scratch)?;
-            (
-                u,
-                run_one(
-                    &bin,
-                    &workloads[0],
-                    Config::ProfilerBystander,
-                    secs,
-                    &scratch,
-                )?,
-            )
-        } else {
-            let b = run_one(
-                &bin,
-                &workloads[0],
-                Config::ProfilerBystander,
-                secs,
-                &scratch,
-            )?;
-            (
-                run_one(&bin, &workloads[0], Config::Untraced, secs, &scratch)?,
-                b,
-            )
-        };
-        ratios.push(b.ops / u.ops.max(1.0));
+    for (w, cfg, title) in [
+        (
+            &workloads[0],
+            Config::ProfilerBystander,
+            "Bystander cost, paired runs",
+        ),
+        (
+            &workloads[1],
+            Config::Profiler,
+            "Defaults across CPUs, paired runs",
+        ),
+    ] {
+        eprintln!("xtask: bench {title} ({pairs})");
+        let ratios = paired(&bin, w, cfg, pairs, secs, &scratch)?;
+        let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+        md.push_str(&format!(
+            "\n## {title}\n\n{pairs} adjacent pairs (order alternating) of the {}, untraced and with {}; throughput ratio per pair: median {:.3}, quartiles {:.3} / {:.3}, min {:.3}, max {:.3}.\n",
+            w.name,
+            cfg.name(),
+            q(0.5),
+            q(0.25),
+            q(0.75),
+            q(0.0),
+            q(1.0)
+        ));
     }
-    ratios.sort_by(f64::total_cmp);
-    let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
-    md.push_str(&format!(
-        "\n## Bystander cost, paired runs\n\n{pairs} adjacent pairs (order alternating) of the pinned ping-pong, untraced and with the profiler attached to another process; throughput ratio per pair: median {:.3}, quartiles {:.3} / {:.3}, min {:.3}, max {:.3}.\n",
-        q(0.5),
-        q(0.25),
-        q(0.75),
-        q(0.0),
-        q(1.0)
-    ));
     // The long recording: what the profiler holds and how fast it writes
     // after a minute of ~200k switches/s.
     let long_secs = if smoke { 1.0 } else { 60.0 };
