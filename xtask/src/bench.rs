@@ -264,7 +264,7 @@ impl Lines {
             Err(RecvTimeoutError::Timeout) => {
                 bail!("no {what} within {:.1} s", limit.as_secs_f64())
             }
-            Err(RecvTimeoutError::Disconnected) => bail!("output closed before {what}"),
+            Err(RecvTimeoutError::Disconnected) => bail!("output closed before a {what}"),
         }
     }
 }
@@ -340,7 +340,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             .and_then(|t| t.stdout.take())
             .context("stdout")?,
     );
-    let ready = out.next_within(Duration::from_secs(30), "the workload's ready line")?;
+    let ready = out.next_within(Duration::from_secs(30), "ready line from the workload")?;
     let pid: u32 = ready
         .strip_prefix("ready ")
         .context("ready line")?
@@ -403,7 +403,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             while !err
                 .next_within(
                     Duration::from_secs(60),
-                    "the profiler's \"recording pid\" line",
+                    "\"recording pid\" line from the profiler",
                 )?
                 .contains("recording pid")
             {}
@@ -421,7 +421,7 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
     )?;
     let line = out.next_within(
         Duration::from_secs_f64(secs + 60.0),
-        "the workload's ops_per_sec line",
+        "ops_per_sec line from the workload",
     )?;
     let ops: f64 = line
         .strip_prefix("ops_per_sec ")
@@ -449,31 +449,28 @@ fn run_one(bin: &Path, w: &Workload, cfg: Config, secs: f64, scratch: &Path) -> 
             // The totals sit near the top; a timeline profile is hundreds of
             // MB, and parsing it whole would bloat this process (and the
             // max RSS its later children inherit).
-            if let Ok(head) = read_head(&outdir.join("profile.json"), 64 * 1024) {
-                s.switches = number_after(&head, "\"context_switches\":");
-                s.kernel_events = number_after(&head, "\"kernel_events\":");
-                s.lost = number_after(&head, "\"lost_events\":");
-                // By cause (the `lost` object comes before anything else
-                // with these keys).
-                s.lost_causes = [
-                    "ringbuf_full",
-                    "threads_map_full",
-                    "syscalls_map_full",
-                    "stacks",
-                    "samples",
-                    "offcpu",
-                ]
-                .iter()
-                .filter_map(|k| {
-                    number_after(&head, &format!("\"{k}\":"))
-                        .filter(|&n| n > 0)
-                        .map(|n| format!("{k} {n}"))
+            let profile = outdir.join("profile.json");
+            // An unreadable profile leaves these columns empty.
+            let head = read_head(&profile, 64 * 1024).unwrap_or_default();
+            s.switches = number_after(&head, "\"context_switches\":");
+            s.kernel_events = number_after(&head, "\"kernel_events\":");
+            s.lost = number_after(&head, "\"lost_events\":");
+            // By cause: the non-zero entries of the `lost` object.
+            s.lost_causes = json_after(&head, "\"lost\":")
+                .and_then(|v| {
+                    v.as_object().map(|o| {
+                        o.iter()
+                            .filter_map(|(k, n)| {
+                                n.as_u64().filter(|&n| n > 0).map(|n| format!("{k} {n}"))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
                 })
-                .collect::<Vec<_>>()
-                .join(", ");
-            }
+                .unwrap_or_default();
             if cfg.measures_cost() {
-                (s.costs, s.window_cpu_ns) = program_costs(&outdir.join("profile.json"))?;
+                let window = number_after(&head, "\"duration_ns\":").unwrap_or(0);
+                (s.costs, s.window_cpu_ns) = program_costs(&profile, window)?;
             }
         }
     }
@@ -509,16 +506,15 @@ fn paired(
 /// The `overhead` section of a profile written with `--measure-overhead`
 /// (a small file: no timeline).
 /// Returns (program, calls, run ns) and the machine's CPU time over the
-/// window (duration × CPUs).
+/// window (`window_ns` × CPUs).
 type Costs = (Vec<(String, u64, u64)>, u64);
 
-fn program_costs(path: &Path) -> Result<Costs> {
-    // Only the file's ends are read: the `overhead` section is the last
-    // key, the window the first. Parsing a whole profile (tens of MB with
-    // thousands of threads) would raise this process's peak RSS, which
-    // every child it starts afterwards inherits as its own `ru_maxrss`
-    // floor (exec keeps the old mm's high-water mark), and spoil the
-    // tracer memory column.
+fn program_costs(path: &Path, window_ns: u64) -> Result<Costs> {
+    // Only the file's end is read: the `overhead` section is the last key.
+    // Parsing a whole profile (tens of MB with thousands of threads) would
+    // raise this process's peak RSS, which every child it starts
+    // afterwards inherits as its own `ru_maxrss` floor (exec keeps the old
+    // mm's high-water mark), and spoil the tracer memory column.
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
@@ -528,12 +524,8 @@ fn program_costs(path: &Path) -> Result<Costs> {
     let at = tail
         .rfind("\"overhead\":")
         .with_context(|| format!("no overhead section in {}", path.display()))?;
-    let obj = &tail[at + "\"overhead\":".len()..];
-    let v: serde_json::Value = serde_json::Deserializer::from_str(obj)
-        .into_iter()
-        .next()
-        .with_context(|| format!("empty overhead section in {}", path.display()))?
-        .with_context(|| format!("parsing the overhead section of {}", path.display()))?;
+    let v = json_after(&tail[at..], "\"overhead\":")
+        .with_context(|| format!("unreadable overhead section in {}", path.display()))?;
     let costs = v["programs"]
         .as_array()
         .with_context(|| format!("no programs in the overhead section of {}", path.display()))?
@@ -547,9 +539,17 @@ fn program_costs(path: &Path) -> Result<Costs> {
         })
         .collect();
     let cpus = v["cpus"].as_u64().unwrap_or(1);
-    let head = read_head(path, 64 * 1024)?;
-    let window = number_after(&head, "\"duration_ns\":").unwrap_or(0);
-    Ok((costs, window * cpus))
+    Ok((costs, window_ns * cpus))
+}
+
+/// The JSON value after the first `key` in `text` (which may go on past
+/// it, or be cut off after it).
+fn json_after(text: &str, key: &str) -> Option<serde_json::Value> {
+    let rest = text.split_once(key)?.1;
+    serde_json::Deserializer::from_str(rest)
+        .into_iter()
+        .next()?
+        .ok()
 }
 
 /// "sched_switch 570 ns, sched_wakeup 260 ns per call; 4.8% of the
@@ -1006,15 +1006,26 @@ mod tests {
         );
         let t = Instant::now();
         let e = out
-            .next_within(Duration::from_millis(300), "the result line")
+            .next_within(Duration::from_millis(300), "result line")
             .unwrap_err();
-        assert_eq!(e.to_string(), "no the result line within 0.3 s");
+        assert_eq!(e.to_string(), "no result line within 0.3 s");
         assert!(t.elapsed() < Duration::from_secs(3));
         let _ = c.kill();
         let _ = c.wait();
         let e = out
-            .next_within(Duration::from_secs(5), "the result line")
+            .next_within(Duration::from_secs(5), "result line")
             .unwrap_err();
-        assert_eq!(e.to_string(), "output closed before the result line");
+        assert_eq!(e.to_string(), "output closed before a result line");
+    }
+
+    #[test]
+    fn the_value_after_a_key_is_read_from_a_cut_off_profile() {
+        let head = r#"{"totals": {"lost_events": 7}, "lost": {"ringbuf_full": 0, "stacks": 7}, "threads": [{"tid": 1, "na"#;
+        let lost = json_after(head, "\"lost\":").unwrap();
+        assert_eq!(lost["stacks"], 7);
+        assert_eq!(lost.as_object().unwrap().len(), 2);
+        assert_eq!(number_after(head, "\"lost_events\":"), Some(7));
+        assert!(json_after(head, "\"threads\":").is_none());
+        assert!(json_after(head, "\"absent\":").is_none());
     }
 }
